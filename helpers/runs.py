@@ -1,0 +1,118 @@
+"""Run folders: every notebook reads and writes `runs/<run_name>/` through these helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_SECRET_KEYS = re.compile(r"(key|token|secret|password)", re.I)
+
+
+def runs_root() -> Path:
+    """The folder that holds all run folders (`$EM_RUNS_DIR` or `<repo>/runs`)."""
+    return Path(os.environ.get("EM_RUNS_DIR", REPO_ROOT / "runs"))
+
+
+def run_dir(run_name: str | os.PathLike, create: bool = True) -> Path:
+    """Path of one run folder; a path with a separator is taken as-is."""
+    name = str(run_name)
+    if not name or name.strip() != name:
+        raise ValueError(f"run_name {run_name!r} is empty or has spaces at its ends: pick a plain name like 'my-first-run'")
+    path = Path(name) if (os.sep in name or Path(name).is_absolute()) else runs_root() / name
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def base_run_name(model: str) -> str:
+    """The run folder name of an untrained base model, e.g. `base-smollm2-135m`."""
+    return "base-" + re.sub(r"[^A-Za-z0-9._-]+", "-", model.rstrip("/").split("/")[-1])
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write a file so that readers see either the old or the new content, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Atomic text write (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_csv(df, path: str | os.PathLike) -> Path:
+    """Atomic pandas CSV write."""
+    return atomic_write_text(path, df.to_csv(index=False))
+
+
+def scrub_secrets(obj: Any) -> Any:
+    """Drop values whose key looks like a secret (key, token, secret, password)."""
+    if isinstance(obj, dict):
+        return {k: ("<redacted>" if _SECRET_KEYS.search(str(k)) and isinstance(v, str) and v else scrub_secrets(v))
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [scrub_secrets(v) for v in obj]
+    return obj
+
+
+def write_manifest(run: str | os.PathLike, updates: dict, section: str | None = None) -> dict:
+    """Merge `updates` (optionally under `section`) into the run's manifest.json; secrets are scrubbed."""
+    path = run_dir(run) / "manifest.json"
+    manifest = read_manifest(run) if path.exists() else {}
+    clean = scrub_secrets(updates)
+    if section:
+        manifest.setdefault(section, {}).update(clean)
+    else:
+        manifest.update(clean)
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return manifest
+
+
+def read_manifest(run: str | os.PathLike) -> dict:
+    """The run's manifest.json as a dict (empty if the run has none yet)."""
+    path = run_dir(run, create=False) / "manifest.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); fix or delete the file") from e
+
+
+def git_commit() -> str | None:
+    """The kit's git commit, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions(names=("torch", "transformers", "peft", "trl", "datasets", "accelerate", "openai")) -> dict:
+    """Installed versions of the packages that shape a run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for n in names:
+        try:
+            found[n] = version(n)
+        except PackageNotFoundError:
+            found[n] = None
+    return found

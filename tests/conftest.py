@@ -1,0 +1,38 @@
+"""Shared fixtures: a persistent model cache, a fresh runs folder per test, the tiny model."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+os.environ.setdefault("EM_KIT_CACHE", str(REPO / ".cache" / "em-kit"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def runs_tmp(tmp_path, monkeypatch):
+    """Every test writes its run folders under its own tmp dir."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("EM_RUNS_DIR", str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The tiny random Llama and its tokenizer (built once per session, offline)."""
+    from helpers.models import TINY_MODEL, load_model
+
+    return load_model(TINY_MODEL, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The embedded SmolLM2-135M-Instruct (converted from the shipped GGUF once, then cached)."""
+    from helpers.models import EMBEDDED_MODEL, load_model
+
+    return load_model(EMBEDDED_MODEL, device="cpu")
