@@ -32,8 +32,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 sync-notebooks: setup
-	$(BIN)/jupytext --sync notebooks/*.py
-	$(BIN)/python -m helpers.notebook_tools strip notebooks/*.ipynb
+	$(BIN)/python -m helpers.notebook_tools build notebooks/*.py
 
 bench: setup
 	$(BIN)/python benchmarks/generation_cpu.py

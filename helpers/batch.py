@@ -1,0 +1,75 @@
+"""Run notebooks headlessly with papermill into a run folder: the engine under `make demo` and sweeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .runs import REPO_ROOT, run_dir
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+PIPELINE = ("00_setup", "01_data_exploration", "02_lora_training", "03_generation", "04_judging", "05_analysis")
+
+
+@dataclass
+class NotebookResult:
+    """One executed notebook: where its copy went, and the error if it failed."""
+
+    notebook: str
+    output: Path
+    error: str | None = None
+    parameters: dict = field(default_factory=dict)
+
+
+def notebook_parameters(notebook: str) -> dict:
+    """The names and defaults of a notebook's `parameters` cell."""
+    import papermill
+
+    params = papermill.inspect_notebook(str(notebook_path(notebook)))
+    return {name: p["default"] for name, p in params.items()}
+
+
+def notebook_path(notebook: str) -> Path:
+    """`02_lora_training` or a path -> the `.ipynb` to execute (built from its .py if missing)."""
+    path = Path(notebook)
+    if not path.suffix:
+        path = NOTEBOOKS_DIR / f"{notebook}.ipynb"
+    if not path.exists() and path.with_suffix(".py").exists():
+        from .notebook_tools import build
+
+        build(path.with_suffix(".py"))
+    if not path.exists():
+        raise FileNotFoundError(f"notebook {notebook!r} not found in {NOTEBOOKS_DIR.name}/; known: {', '.join(PIPELINE)}")
+    return path
+
+
+def execute(notebook: str, run_name: str, parameters: dict, timeout: int = 1800) -> NotebookResult:
+    """Execute one notebook with papermill; only the parameters it declares are passed; copy saved in the run."""
+    import papermill
+
+    source = notebook_path(notebook)
+    declared = notebook_parameters(notebook)
+    params = {k: v for k, v in {**parameters, "run_name": run_name}.items() if k in declared}
+    out = run_dir(run_name) / "notebooks" / source.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3",
+                                   cwd=str(source.parent), progress_bar=False, execution_timeout=timeout)
+        return NotebookResult(source.stem, out, None, params)
+    except Exception as e:  # noqa: BLE001 - a failed notebook is reported, the batch goes on
+        last = str(e).strip().splitlines()[-1][:300] if str(e).strip() else ""
+        return NotebookResult(source.stem, out, f"{type(e).__name__}: {last}", params)
+
+
+def run_pipeline(run_name: str, parameters: dict, notebooks=PIPELINE, stop_on_error: bool = True) -> list[NotebookResult]:
+    """Execute notebooks in order for one run; stops at the first failure unless told otherwise."""
+    results = []
+    for nb in notebooks:
+        print(f"  running {nb} ...", flush=True)
+        result = execute(nb, run_name, parameters)
+        results.append(result)
+        if result.error:
+            print(f"  {nb} failed: {result.error}\n  see {result.output}", flush=True)
+            if stop_on_error:
+                break
+    return results
