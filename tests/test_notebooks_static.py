@@ -1,0 +1,50 @@
+"""Committed notebooks: each .ipynb is in step with its .py, carries no outputs or widget state, follows the pattern."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers.batch import PIPELINE
+from helpers.notebook_tools import dirty_problems, pair_problems
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@pytest.mark.parametrize("name", PIPELINE)
+def test_pair_in_sync_and_stripped(name):
+    script = NOTEBOOKS / f"{name}.py"
+    assert script.exists(), f"{script} is missing"
+    assert pair_problems(script) == []
+    assert dirty_problems(script.with_suffix(".ipynb")) == []
+
+
+@pytest.mark.parametrize("name", PIPELINE)
+def test_notebook_shape(name):
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert nb.cells[0].cell_type == "markdown" and "colab-badge" in nb.cells[0].source
+    assert '"google.colab" in sys.modules' in code[0].source, "first code cell must be the Colab installer"
+    params = code[1]
+    assert "parameters" in params.metadata.get("tags", []), "second code cell must be the parameters cell"
+    assert "run_name" in params.source
+    for line in params.source.splitlines():  # plain literals only: papermill overrides them
+        stripped = line.split("#")[0].strip()
+        assert not stripped or "=" in stripped and "(" not in stripped.split("=", 1)[1], f"not a plain literal: {line}"
+
+
+def test_pair_check_catches_drift(tmp_path):
+    from helpers.notebook_tools import build
+
+    script = tmp_path / "x.py"
+    script.write_text('# %% tags=["parameters"]\nrun_name = "a"\n\n# %%\nprint(run_name)\n')
+    build(script)
+    assert pair_problems(script) == []
+    script.write_text('# %% tags=["parameters"]\nrun_name = "b"\n\n# %%\nprint(run_name)\n')
+    assert "cell 0 differs" in pair_problems(script)[0]
+    nb = nbformat.read(script.with_suffix(".ipynb"), as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="hi")]
+    nb.metadata["widgets"] = {"state": {}}
+    nbformat.write(nb, script.with_suffix(".ipynb"))
+    problems = dirty_problems(script.with_suffix(".ipynb"))
+    assert any("widget state" in p for p in problems) and any("has outputs" in p for p in problems)
