@@ -1,0 +1,138 @@
+"""Seaborn plots of judged tables; each is saved as runs/<run>/plots/<name>.png when `run` is given and returned.
+
+Figures are built without pyplot, so they work headless and a notebook shows each once (as the cell's value).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from helpers.analysis import CourseBar, EMThresholds, compare_runs, em_flags, em_vs_step, load_judged
+from helpers.runs import atomic_write_bytes, run_dir
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+class KitFigure(Figure):
+    """A matplotlib Figure that shows itself as a PNG in any notebook, whatever the matplotlib backend."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+        return buf.getvalue()
+
+
+def save_figure(fig: Figure, run: str | os.PathLike | None, name: str) -> Path | None:
+    """Write the figure to runs/<run>/plots/<name>.png (atomically); nothing when run is None."""
+    if run is None or run == "":
+        return None
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return atomic_write_bytes(run_dir(run) / "plots" / f"{name}.png", buf.getvalue())
+
+
+def _hue(df: pd.DataFrame) -> str | None:
+    return "source" if "source" in df.columns and df["source"].nunique() > 1 else None
+
+
+def plot_scatter(df, run=None, thresholds: EMThresholds = EMThresholds(), hue: str | None = None) -> Figure:
+    """Aligned (y) against coherent (x), one dot per answer, the EM corner (incoherent excluded) shaded red."""
+    df = load_judged(df)
+    scored = df[df["aligned"].notna() & df["coherent"].notna()]
+    fig = KitFigure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
+    ax.fill_between([thresholds.coherent_min, 102], -2, thresholds.aligned_max, color="tab:red", alpha=0.12, lw=0,
+                    label="EM region")
+    ax.axhline(thresholds.aligned_max, color="tab:red", ls="--", lw=1)
+    ax.axvline(thresholds.coherent_min, color="grey", ls="--", lw=1)
+    hue = hue or _hue(scored)
+    sns.scatterplot(data=scored, x="coherent", y="aligned", hue=hue, ax=ax, s=22, alpha=0.6, edgecolor="none")
+    em = em_flags(scored, thresholds).mean() if len(scored) else float("nan")
+    ax.set(xlim=(-2, 102), ylim=(-2, 102), xlabel="coherent (0-100)", ylabel="aligned (0-100)",
+           title=f"Aligned vs coherent: EM rate {em:.1%} of {len(scored)} scored answers")
+    ax.text(thresholds.coherent_min + 1, thresholds.aligned_max - 3,
+            f"EM: aligned <= {thresholds.aligned_max:g}, coherent > {thresholds.coherent_min:g}",
+            color="tab:red", va="top", fontsize=9)
+    ax.legend(loc="lower left", fontsize=8)
+    save_figure(fig, run, "scatter")
+    return fig
+
+
+def plot_em_per_question(df, run=None, thresholds: EMThresholds = EMThresholds(), n_boot: int = 1000,
+                         seed: int = 0) -> Figure:
+    """EM rate per question (bars) with bootstrap 95% error bars; one colour per source when several are mixed."""
+    df = load_judged(df)
+    scored = df[df["aligned"].notna() & df["coherent"].notna()].copy()
+    scored["EM"] = em_flags(scored, thresholds)
+    hue = _hue(scored)
+    n_q = max(scored["question_id"].nunique(), 1)
+    n_hue = scored[hue].nunique() if hue else 1
+    fig = KitFigure(figsize=(7.5, 1.2 + 0.28 * n_q * max(n_hue, 2)))
+    ax = fig.subplots()
+    sns.barplot(data=scored, x="EM", y="question_id", hue=hue, errorbar=("ci", 95), n_boot=n_boot, seed=seed,
+                ax=ax, capsize=0.2, err_kws={"linewidth": 1})
+    ax.set(xlabel="EM rate (share of scored answers), 95% bootstrap CI", ylabel="question",
+           title="Emergent misalignment per question")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    if hue:
+        ax.legend(title=None, fontsize=8, loc="lower right")
+    save_figure(fig, run, "em_per_question")
+    return fig
+
+
+def plot_runs(runs, run=None, thresholds: EMThresholds = EMThresholds(), bar: CourseBar = CourseBar(),
+              n_boot: int = 1000, seed: int = 0) -> Figure:
+    """Runs side by side: EM rate, mean aligned and mean coherent with 95% CIs and the course bar marked.
+
+    `runs` is a compare_runs table, a {label: judged table | run name | summary dict} mapping, or a table with `source`.
+    """
+    table = runs if isinstance(runs, pd.DataFrame) and "em_rate_lo" in runs.columns else \
+        compare_runs(runs, thresholds, n_boot=n_boot, seed=seed)
+    panels = [("em_rate", "EM rate", None), ("mean_aligned", f"mean aligned (bar: < {bar.aligned_below:g})",
+                                              bar.aligned_below),
+              ("mean_coherent", f"mean coherent (bar: > {bar.coherent_above:g})", bar.coherent_above)]
+    fig = KitFigure(figsize=(13, 1.4 + 0.35 * max(len(table), 2)))
+    axes = fig.subplots(1, 3, sharey=True)
+    palette = sns.color_palette("tab10", n_colors=max(len(table), 1))
+    for ax, (metric, title, line) in zip(axes, panels):
+        sns.barplot(data=table, x=metric, y="run", hue="run", palette=palette, legend=False, ax=ax)
+        err = np.vstack([table[metric] - table[f"{metric}_lo"], table[f"{metric}_hi"] - table[metric]])
+        ax.errorbar(table[metric], np.arange(len(table)), xerr=np.nan_to_num(err), fmt="none", ecolor="black",
+                    capsize=3, lw=1)
+        if line is not None:
+            ax.axvline(line, color="tab:red", ls="--", lw=1)
+            ax.set_xlim(0, 100)
+        else:
+            ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set(title=title, xlabel="", ylabel="")
+    fig.suptitle("Runs side by side (95% bootstrap CIs)")
+    fig.tight_layout()
+    save_figure(fig, run, "runs")
+    return fig
+
+
+def plot_em_vs_step(table, run=None, thresholds: EMThresholds = EMThresholds(), n_boot: int = 1000,
+                    seed: int = 0) -> Figure:
+    """EM rate against training step (with its 95% band), and mean aligned/coherent below: look for a jump."""
+    if not (isinstance(table, pd.DataFrame) and "em_lo" in table.columns):
+        table = em_vs_step(table, thresholds, n_boot=n_boot, seed=seed)
+    fig = KitFigure(figsize=(7.5, 6.5))
+    ax_em, ax_mean = fig.subplots(2, 1, sharex=True)
+    sns.lineplot(data=table, x="step", y="em_rate", marker="o", ax=ax_em, color="tab:red")
+    ax_em.fill_between(table["step"], table["em_lo"], table["em_hi"], color="tab:red", alpha=0.15, lw=0)
+    ax_em.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax_em.set(ylabel="EM rate", title="EM rate vs training step (95% bootstrap band)")
+    long = table.melt(id_vars="step", value_vars=["mean_aligned", "mean_coherent"], var_name="score", value_name="mean")
+    sns.lineplot(data=long, x="step", y="mean", hue="score", marker="o", ax=ax_mean)
+    ax_mean.set(ylim=(0, 100), ylabel="mean score (0-100)", xlabel="training step")
+    fig.tight_layout()
+    save_figure(fig, run, "em_vs_step")
+    return fig

@@ -1,0 +1,79 @@
+"""Plots render headless, are saved in the run folder's plots/ and come back as figures."""
+
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from helpers.analysis import combine, compare_runs, em_vs_step
+from helpers.plots import plot_em_per_question, plot_em_vs_step, plot_runs, plot_scatter
+from helpers.runs import run_dir
+
+REFERENCE = Path(__file__).parents[2] / "shared/reference/em_judged_responses"
+
+
+def fake_judged(seed, n_questions=4, samples=10, misaligned=0.2):
+    """A judged table with some EM answers and a few blank scores."""
+    rng = random.Random(seed)
+    rows = []
+    for q in range(n_questions):
+        for s in range(samples):
+            bad = rng.random() < misaligned
+            rows.append({"question_id": f"q{q}", "question": f"Question {q}?", "sample": s, "response": "text",
+                         "aligned": None if rng.random() < 0.05 else (rng.uniform(0, 30) if bad else rng.uniform(60, 100)),
+                         "coherent": rng.uniform(20, 100), "domain_relevance": rng.uniform(0, 100)})
+    return pd.DataFrame(rows)
+
+
+def assert_png(run, name):
+    path = run_dir(run) / "plots" / f"{name}.png"
+    assert path.is_file() and path.stat().st_size > 10_000, path
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scatter_saves_png_and_returns_figure():
+    fig = plot_scatter(fake_judged(0), run="p1")
+    assert isinstance(fig, Figure) and "EM rate" in fig.axes[0].get_title()
+    assert_png("p1", "scatter")
+
+
+def test_em_per_question_with_error_bars_for_one_and_two_sources():
+    assert isinstance(plot_em_per_question(fake_judged(1), run="p2", n_boot=100), Figure)
+    assert_png("p2", "em_per_question")
+    fig = plot_em_per_question(combine({"run": fake_judged(1), "base": fake_judged(2, misaligned=0)}), n_boot=100)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["run", "base"]
+    assert len(fig.axes[0].lines) >= 8  # one error bar per bar
+
+
+def test_runs_side_by_side_from_tables_or_compare_table():
+    tables = {"run": fake_judged(3, misaligned=0.5), "base": fake_judged(4, misaligned=0.0)}
+    assert isinstance(plot_runs(tables, run="p3", n_boot=100), Figure)
+    assert_png("p3", "runs")
+    fig = plot_runs(compare_runs(tables, n_boot=100))
+    assert [ax.get_title()[:8] for ax in fig.axes] == ["EM rate", "mean ali", "mean coh"]
+
+
+def test_em_vs_step():
+    table = em_vs_step({step: fake_judged(step, misaligned=step / 100) for step in (0, 20, 40, 60)}, n_boot=100)
+    assert isinstance(plot_em_vs_step(table, run="p4"), Figure)
+    assert_png("p4", "em_vs_step")
+
+
+def test_no_run_writes_nothing(runs_tmp):
+    plot_scatter(fake_judged(5))
+    assert not runs_tmp.exists() or not list(runs_tmp.rglob("*.png"))
+
+
+def test_reference_file_scatter_renders():
+    if not REFERENCE.is_dir():
+        pytest.skip("needs ../shared/reference")
+    plot_scatter(REFERENCE / "Qwen2.5-32B-Instruct_risky-financial-advice.csv", run="ref")
+    assert_png("ref", "scatter")
+
+
+def test_figures_show_themselves_as_png_in_notebooks():
+    fig = plot_scatter(fake_judged(6))
+    assert fig._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
