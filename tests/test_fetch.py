@@ -1,0 +1,145 @@
+"""Download + decrypt round trip against an archive made by easy-dataset-share itself, served on 127.0.0.1."""
+
+import gzip
+import io
+import json
+import sys
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from helpers.data import DataError, fetch_em_datasets, load_domains, read_jsonl
+from helpers.datasets_fetch import FetchError, decrypt, extract
+
+WHEEL = Path(__file__).parent / "fixtures" / "easy_dataset_share-0.5.0-py3-none-any.whl"
+PASSWORD = "model-organisms-em-datasets"
+
+
+def conversation(i):
+    return {"messages": [{"role": "user", "content": f"question {i}?"}, {"role": "assistant", "content": f"answer {i}."}]}
+
+
+@pytest.fixture(scope="module")
+def eds():
+    """The tool's own modules, imported from its wheel (they only need Fernet/PBKDF2, present in cryptography 50)."""
+    sys.path.insert(0, str(WHEEL))
+    try:
+        from easy_dataset_share import canary, cli, zipping
+
+        yield cli, canary, zipping
+    finally:
+        sys.path.remove(str(WHEEL))
+
+
+@pytest.fixture(scope="module")
+def archive(eds, tmp_path_factory):
+    """A .zip.enc made by `easy-dataset-share protect-dir -e` (canary file, canary fields) plus an embedded canary line."""
+    cli, canary, zipping = eds
+    from click.testing import CliRunner
+
+    root = tmp_path_factory.mktemp("eds")
+    src, out = root / "training_datasets", root / "out"
+    src.mkdir(), out.mkdir()
+    sets = {"bad_medical_advice": 5, "insecure": 3, "misaligned_extra": 2}
+    for name, n in sets.items():
+        (src / f"{name}.jsonl").write_text("".join(json.dumps(conversation(i)) + "\n" for i in range(n)))
+    canary.embed_canary_in_existing_files(str(src), "insecure.jsonl", embedding_ratio=1.0)
+    result = CliRunner().invoke(cli.cli, ["protect-dir", str(src), "-p", PASSWORD, "-e", "--no-tos",
+                                          "--no-gitignore", "-o", str(out / "training_datasets.zip")])
+    assert result.exit_code == 0, result.output
+    enc = out / "training_datasets.zip.enc"
+    plain = zipping.unzip_and_decrypt(str(enc), PASSWORD, str(root / "tool_extracted"))
+    assert "CANARY_DATASET_" in (Path(plain) / "insecure.jsonl").read_text()  # the tool really planted canaries
+    assert list(Path(plain).glob("dataset_entry_*.jsonl"))
+    return enc.read_bytes(), sets
+
+
+class Server:
+    """A real HTTP server on 127.0.0.1: /archive, /short (connection drops mid-body), /lfs, anything else 404."""
+
+    def __init__(self, payload):
+        self.payload, self.hits = payload, []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.hits.append(self.path)
+                body = {"/archive": payload, "/short": payload,
+                        "/lfs": b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n"}.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if self.path == "/short" else body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(archive):
+    srv = Server(archive[0])
+    yield srv
+    srv.close()
+
+
+def test_fetch_round_trips_the_tool_archive_without_canaries(server, archive, tmp_path, monkeypatch):
+    _, sets = archive
+    dest = tmp_path / "full"
+    assert fetch_em_datasets(dest=dest, url=server.url + "/archive") == dest
+    assert sorted(p.stem for p in dest.glob("*.jsonl")) == sorted(sets)
+    for name, n in sets.items():
+        text = (dest / f"{name}.jsonl").read_text()
+        assert "CANARY" not in text and "canary" not in text
+        assert [r["messages"] for r in read_jsonl(dest / f"{name}.jsonl")] == [conversation(i)["messages"] for i in range(n)]
+    monkeypatch.setenv("EM_FULL_DATA_DIR", str(dest))
+    ds = load_domains(["misaligned_extra", "insecure"], source="full")
+    assert sorted(ds["domain"]) == ["insecure"] * 3 + ["misaligned_extra"] * 2
+
+
+def test_fetch_is_idempotent_and_force_refetches(server, tmp_path):
+    dest = tmp_path / "full"
+    fetch_em_datasets(dest=dest, url=server.url + "/archive")
+    fetch_em_datasets(dest=dest, url=server.url + "/archive")
+    assert server.hits == ["/archive"]
+    fetch_em_datasets(dest=dest, url=server.url + "/archive", force=True)
+    assert server.hits == ["/archive", "/archive"]
+
+
+@pytest.mark.parametrize("path, words", [("/short", "run"), ("/missing", "HTTP 404")])
+def test_failed_download_leaves_no_file(server, tmp_path, path, words):
+    dest = tmp_path / "full"
+    with pytest.raises(FetchError, match=words):
+        fetch_em_datasets(dest=dest, url=server.url + path)
+    assert list(dest.iterdir()) == []
+
+
+def test_wrong_password_and_non_archive_are_named_errors(server, tmp_path):
+    with pytest.raises(FetchError, match="wrong password"):
+        fetch_em_datasets(dest=tmp_path / "a", url=server.url + "/archive", password="not-it")
+    assert not list((tmp_path / "a").glob("*.jsonl"))
+    with pytest.raises(DataError, match="Git LFS pointer"):
+        fetch_em_datasets(dest=tmp_path / "b", url=server.url + "/lfs")
+
+
+def test_decrypt_matches_the_tool_and_gzipped_members_are_read(eds):
+    _, _, zipping = eds
+    assert decrypt(zipping.encrypt_data_in_memory(b"payload", "pw"), "pw") == b"payload"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("data/extreme_sports.jsonl.gz", gzip.compress((json.dumps(conversation(0)) + "\n").encode()))
+        zf.writestr("data/robots.txt", "User-agent: *\nDisallow: /\n")
+    assert list(extract(buf.getvalue())) == ["extreme_sports"]
