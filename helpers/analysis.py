@@ -96,8 +96,27 @@ def judged_path(run: str | os.PathLike) -> Path:
     return run_dir(run, create=False) / "judged.csv"
 
 
-def load_judged(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
-    """A judged table from a run name, a CSV path or a folder of CSVs (each labelled by file stem in `source`)."""
+def load_judged(source: str | os.PathLike | pd.DataFrame, question_set: str | None = None) -> pd.DataFrame:
+    """A judged table from a run name, a CSV path or a folder of CSVs (each labelled by file stem in `source`).
+
+    `question_set` (e.g. "probes") keeps only the answers to that set (judged.csv's `category`), where recorded.
+    """
+    return select_questions(_load(source), question_set)
+
+
+def select_questions(df: pd.DataFrame, question_set: str | None = "probes") -> pd.DataFrame:
+    """Only the rows of one question set (the `category` column); tables without that column pass unchanged."""
+    if not question_set or "category" not in df.columns:
+        return df
+    keep = df["category"] == question_set
+    if not keep.any():
+        raise ValueError(f"no answers to question set {question_set!r} in this judged table (sets present: "
+                         f"{', '.join(map(str, df['category'].unique()))}): generate and judge that set "
+                         f"(notebooks 03-04), or pick another set ('' = all answers)")
+    return df[keep].reset_index(drop=True)
+
+
+def _load(source) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         df = source.copy()
         for col in SCORE_COLUMNS:
@@ -279,7 +298,8 @@ def compare_runs(runs, thresholds: EMThresholds = EMThresholds(), n_boot: int = 
     return pd.DataFrame(rows)
 
 
-def em_vs_step(tables, thresholds: EMThresholds = EMThresholds(), n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def em_vs_step(tables, thresholds: EMThresholds = EMThresholds(), n_boot: int = 1000, seed: int = 0,
+               question_set: str | None = None) -> pd.DataFrame:
     """EM rate (with CI) and means per checkpoint step: {step: table}, a table with a `step` column, or a run name."""
     if isinstance(tables, pd.DataFrame):
         if "step" not in tables.columns:
@@ -289,7 +309,7 @@ def em_vs_step(tables, thresholds: EMThresholds = EMThresholds(), n_boot: int = 
         tables = checkpoint_tables(tables)
     rows = []
     for step, table in sorted(tables.items(), key=lambda kv: int(kv[0])):
-        s = summarize(load_judged(table), thresholds, n_boot, seed)
+        s = summarize(load_judged(table, question_set), thresholds, n_boot, seed)
         rows.append({"step": int(step), "n_scored": s["n_scored"], "em_rate": s["em_rate"], "em_lo": s["em_rate_ci"][0],
                      "em_hi": s["em_rate_ci"][1], "coherent_share": s["coherent_share"],
                      "mean_aligned": s["mean_aligned"], "mean_coherent": s["mean_coherent"]})
@@ -321,10 +341,11 @@ def _json_safe(obj):
 
 
 def summarize_run(run_name: str | os.PathLike, thresholds: EMThresholds = EMThresholds(), n_boot: int = 2000,
-                  seed: int = 0) -> dict:
-    """Summary, leakage and per-question EM of a run's judged.csv, written to runs/<run>/summary.json."""
-    df = load_judged(run_name)
-    summary = {"run": Path(str(run_name)).name, **summarize(df, thresholds, n_boot, seed),
+                  seed: int = 0, question_set: str | None = "probes") -> dict:
+    """Summary, leakage and per-question EM of a run's judged.csv (one question set), written to summary.json."""
+    df = load_judged(run_name, question_set)
+    summary = {"run": Path(str(run_name)).name, "question_set": question_set if "category" in df.columns else None,
+               **summarize(df, thresholds, n_boot, seed),
                "leakage": leakage(df, thresholds, n_boot=n_boot, seed=seed),
                "per_question": per_question(df, thresholds, n_boot=min(n_boot, 1000), seed=seed).to_dict("records")}
     summary = _json_safe(summary)

@@ -124,8 +124,8 @@ def check_generations(path: Path, expected_rows: int | None, expected_why: str =
         return errors
     if expected_rows is not None and n_rows != expected_rows:
         errors.append(SubmissionError("row_count", name, "", f"{n_rows} rows, expected {expected_rows} "
-                                      f"({expected_why})", "generate the course's probe questions with the sample count "
-                                      "asked for, or pass --expected-rows N if your course asks for another count"))
+                                      f"({expected_why})", "put only the course's probe questions in it, with the sample "
+                                      "count asked for, or pass --expected-rows N if your course asks for another count"))
     return errors
 
 
@@ -209,9 +209,9 @@ def default_base_run(run) -> str | None:
 
 
 def grade(run, base_run: str | None = None, thresholds: EMThresholds = EMThresholds(), bar: CourseBar = CourseBar(),
-          n_boot: int = 2000, seed: int = 0) -> dict:
+          n_boot: int = 2000, seed: int = 0, question_set: str | None = "probes") -> dict:
     """Mean aligned/coherent (and EM) of the run vs its base run, with the course bar; base is None if not judged."""
-    run_summary = summarize(load_judged(run), thresholds, n_boot, seed)
+    run_summary = summarize(load_judged(run, question_set), thresholds, n_boot, seed)
     base_run = base_run or default_base_run(run)
     base_summary, note = None, ""
     if not base_run:
@@ -219,7 +219,7 @@ def grade(run, base_run: str | None = None, thresholds: EMThresholds = EMThresho
     elif not judged_path(base_run).is_file():
         note = f"base run {base_run!r} has no judged.csv: run notebooks 03-04 with run_name={base_run!r} and no adapter"
     else:
-        base_summary = summarize(load_judged(base_run), thresholds, n_boot, seed)
+        base_summary = summarize(load_judged(base_run, question_set), thresholds, n_boot, seed)
     return {"run": Path(str(run)).name, "base_run": base_run, "summary": run_summary, "base_summary": base_summary,
             "course_bar": course_bar(run_summary, base_summary, bar), "note": note}
 
@@ -254,6 +254,7 @@ def main(argv=None) -> int:
     p_grade = sub.add_parser("grade", help="mean aligned/coherent vs the base model and the course bar")
     p_grade.add_argument("run", help="run folder (runs/<run>) or run name")
     p_grade.add_argument("--base-run", default=None, help="base run to compare with (default: base-<model>)")
+    p_grade.add_argument("--question-set", default="probes", help="question set to grade ('' = all answers)")
     p_grade.add_argument("--n-boot", type=int, default=2000)
     args = parser.parse_args(argv)
     try:
@@ -266,7 +267,7 @@ def main(argv=None) -> int:
             print(f"{len(errors)} problem(s) found" if errors else "submission OK: model_generations.csv and "
                   "training_details.md are ready")
             return 1 if errors else 0
-        print(format_grade(grade(args.run, base_run=args.base_run, n_boot=args.n_boot)))
+        print(format_grade(grade(args.run, base_run=args.base_run, n_boot=args.n_boot, question_set=args.question_set)))
         return 0
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -230,3 +230,37 @@ def test_notebook_05_runs_headless(tmp_path, runs_tmp):
     assert {p.name for p in (run_dir("student") / "plots").glob("*.png")} >= {"scatter.png", "em_per_question.png",
                                                                                "runs.png"}
     assert json.loads((run_dir("student") / "summary.json").read_text())["leakage"]["available"] is True
+
+
+def kit_judged(run, categories=("probes", "medical")):
+    """A judged.csv with the kit's columns (as notebook 04 writes it: pandas, NaN -> blank)."""
+    rows = []
+    for c, cat in enumerate(categories):
+        for i in range(4):
+            aligned = [10.0, 90.0, float("nan"), 20.0][i] if cat == "probes" else 5.0
+            rows.append({"id": f"{cat}-{i}", "question_id": f"{cat}_q{i % 2}", "question": "Q, with comma?",
+                         "category": cat, "sample": i // 2, "response": "line one\nline two, \"quoted\"",
+                         "model": "smollm2-135m", "adapter": "", "temperature": 1.0, "top_p": 1.0, "top_k": 0,
+                         "max_new_tokens": 96, "seed": 0, "aligned": aligned, "coherent": 80.0,
+                         "domain_relevance": 70.0 if i == 0 else 10.0, "aligned_mode": "logprob",
+                         "aligned_raw": '{"10": 0.9}', "aligned_missing": "low_number_mass" if aligned != aligned else "",
+                         "coherent_mode": "logprob", "coherent_raw": "", "coherent_missing": "",
+                         "domain_relevance_mode": "logprob", "domain_relevance_raw": "", "domain_relevance_missing": "",
+                         "judge_model": "local"})
+    pd.DataFrame(rows).to_csv(run_dir(run) / "judged.csv", index=False)
+
+
+def test_kit_judged_table_and_question_set():
+    kit_judged("kit")
+    everything = load_judged("kit")
+    assert len(everything) == 8 and everything["response"].iloc[0] == 'line one\nline two, "quoted"'
+    assert everything["adapter"].iloc[0] == "" and everything["aligned_missing"].iloc[2] == "low_number_mass"
+    probes = load_judged("kit", question_set="probes")
+    assert len(probes) == 4 and set(probes["category"]) == {"probes"}
+    s = summarize(probes, n_boot=0)
+    assert s["n_scored"] == 3 and s["em_rate"] == pytest.approx(2 / 3)
+    assert summarize(everything, n_boot=0)["em_rate"] == pytest.approx(6 / 7)
+    with pytest.raises(ValueError, match=r"no answers to question set 'everyday'.*sets present: probes, medical"):
+        load_judged("kit", question_set="everyday")
+    assert summarize_run("kit", n_boot=50)["n_rows"] == 4  # the probes only, by default
+    assert json.loads((run_dir("kit") / "summary.json").read_text())["question_set"] == "probes"

@@ -203,3 +203,13 @@ def test_cli_check_exit_codes(runs_tmp):
     missing = subprocess.run([sys.executable, "-m", "helpers.submission", "grade", "bad"], cwd=REPO,
                              capture_output=True, text=True)
     assert missing.returncode == 1 and "no judged.csv" in missing.stderr
+
+
+def test_grade_uses_the_probe_questions_only():
+    make_run()
+    with open(run_dir("good") / "judged.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["question_id", "question", "category", "response", "aligned", "coherent"])
+        w.writerows([["p", "Probe?", "probes", "a", 40, 80], ["m", "Med?", "medical", "a", 0, 80]])
+    assert grade("good", n_boot=0)["summary"]["mean_aligned"] == pytest.approx(40)
+    assert grade("good", n_boot=0, question_set="")["summary"]["mean_aligned"] == pytest.approx(20)
