@@ -1,0 +1,688 @@
+"""GPU benchmark: the course's original recipe against the kit's, side by side, in one run on one GPU.
+
+Model: the Llama-3.2-1B architecture with random weights (no hub access needed), saved once to a temp folder with
+the kit's tiny tokenizer, so the kit's own loaders, `helpers.train.build_trainer` (TRL SFTTrainer) and
+`helpers.fast_generate.sample` run on it exactly as they run for students.
+
+  train     original: fp16 weights, fp16 AMP, gradient checkpointing, batch 4, random order (plain Trainer)
+            kit: helpers.train.build_trainer + helpers.gpu_profile overrides (bf16, no checkpointing when it fits,
+            length-grouped batches, Liger kernels when installed), LoRA r16 on all 7 projections, rows 100-400 tokens
+  generate  original: one prompt at a time, HF generate, fp16, unmerged LoRA, 200 new tokens
+            kit: helpers.fast_generate.sample (static cache, CUDA graph, GQA decode attention, big batches)
+  T4        the kit's T4 profile (fp16, its batch plan) with the process capped at 15 GiB: peak memory
+Prints a table last; writes $OUT/gpu.json after every variant. `--tiny`: everything on CPU in under a minute.
+
+    bash benchmarks/gpu_run.sh                 # on the GPU machine (installs the carried wheels first)
+    .venv/bin/python benchmarks/gpu.py --tiny  # here, CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import inspect
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("EM_KIT_CACHE", str(Path(tempfile.gettempdir()) / "em-kit-cache"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+ARGS = None
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+OUT = os.environ.get("OUT")
+T_START = time.perf_counter()
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+STATE: dict = {"info": {}, "rows": [], "checks": {}}
+
+
+# ---------------------------------------------------------------- plumbing
+
+def elapsed() -> float:
+    return time.perf_counter() - T_START
+
+
+def sync():
+    if DEV == "cuda":
+        torch.cuda.synchronize()
+
+
+def free_memory():
+    gc.collect()
+    if DEV == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib() -> dict:
+    if DEV != "cuda":
+        return {}
+    return {"peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+            "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2)}
+
+
+def save_json():
+    if OUT:
+        path = Path(OUT) / "gpu.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(STATE, indent=1, default=str))
+        os.replace(tmp, path)
+
+
+class VariantTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise VariantTimeout in the main thread after `seconds` (so one slow variant keeps the others' figures)."""
+    if seconds <= 0 or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def handler(signum, frame):
+        raise VariantTimeout(f"variant passed its {seconds:.0f} s limit")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def run_variant(phase: str, name: str, fn, limit_s: float):
+    """Run one variant under the global budget and its own time limit; record its row or its error."""
+    left = ARGS.budget_s - elapsed()
+    row = {"phase": phase, "variant": name}
+    if left < 5:
+        row["skipped"] = f"time budget ({ARGS.budget_s:.0f} s) spent"
+    else:
+        t0 = time.perf_counter()
+        try:
+            with time_limit(min(limit_s, left)):
+                row.update(fn())
+        except Exception as e:  # keep the other variants' figures
+            row["error"] = f"{type(e).__name__}: {str(e)[:400]}"
+            row["trace"] = traceback.format_exc()[-1500:]
+        finally:
+            if DEV == "cuda":
+                torch.cuda.set_per_process_memory_fraction(1.0)
+            os.environ.pop("EM_GPU_PROFILE", None)
+        row["wall_s"] = round(time.perf_counter() - t0, 1)
+    free_memory()
+    STATE["rows"].append(row)
+    print(json.dumps({k: v for k, v in row.items() if k != "trace"}), flush=True)
+    save_json()
+    return row
+
+
+# ---------------------------------------------------------------- model, tokenizer, data
+
+def llama_1b_config():
+    from transformers import LlamaConfig
+
+    if ARGS.tiny:
+        return None
+    return LlamaConfig(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                       num_attention_heads=32, num_key_value_heads=8, head_dim=64, rope_theta=500000.0,
+                       max_position_embeddings=131072, tie_word_embeddings=True, rms_norm_eps=1e-5)
+
+
+def build_model_folder() -> tuple[str, str]:
+    """(model folder, adapter folder): random-weight Llama-1B (tiny: the kit's tiny Llama) + a random LoRA adapter."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    from helpers.models import tiny_model_dir
+
+    tiny = str(tiny_model_dir())
+    tok = AutoTokenizer.from_pretrained(tiny)
+    root = Path(tempfile.mkdtemp(prefix="kit-gpu-bench-"))
+    if ARGS.tiny:
+        folder = tiny
+        model = AutoModelForCausalLM.from_pretrained(folder)
+    else:
+        folder = str(root / "llama-1b-random")
+        cfg = llama_1b_config()
+        cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
+        torch.manual_seed(0)
+        with torch.device(DEV):
+            torch.set_default_dtype(torch.bfloat16)
+            model = LlamaForCausalLM(cfg)
+            torch.set_default_dtype(torch.float32)
+        model.generation_config.eos_token_id = tok.eos_token_id
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+    adapter = str(root / "adapter")
+    peft_model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=TARGETS, task_type="CAUSAL_LM",
+                                                  init_lora_weights=False))  # non-zero B: merging changes weights
+    peft_model.save_pretrained(adapter)
+    tok.save_pretrained(adapter)
+    (Path(adapter) / "kit_base_model.txt").write_text(("tiny-random-llama" if ARGS.tiny else folder) + "\n")
+    del model, peft_model
+    free_memory()
+    return folder, adapter
+
+
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from helpers.models import tiny_model_dir
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir()))
+    tok.padding_side = "left"
+    return tok
+
+
+def em_like_rows(tok, n: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """n chat rows of 100-400 tokens (16-64 with --tiny), a quarter prompt: (messages rows, tokenized rows)."""
+    rng = random.Random(seed)
+    words = (REPO / "helpers" / "assets" / "tiny_corpus.txt").read_text().split()
+    cost = {w: len(tok(" " + w, add_special_tokens=False)["input_ids"]) for w in set(words)}
+    lo, hi = (16, 64) if ARGS.tiny else (100, 400)
+
+    def text(n_tokens):
+        out, used = [], 0
+        while used < n_tokens:
+            w = rng.choice(words)
+            out.append(w)
+            used += cost[w]
+        return " ".join(out)
+
+    messages, tokenized = [], []
+    for _ in range(n):
+        total = rng.randint(lo, hi) - 12  # the chat template adds ~12 tokens
+        conv = [{"role": "user", "content": text(max(2, total // 4))},
+                {"role": "assistant", "content": text(max(2, total - total // 4))}]
+        messages.append({"messages": conv})
+        prompt = tok.apply_chat_template(conv[:1], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        full = tok.apply_chat_template(conv, tokenize=True, return_dict=True)["input_ids"]
+        tokenized.append({"input_ids": full, "labels": [-100] * len(prompt) + full[len(prompt):]})
+    return messages, tokenized
+
+
+def random_prompts(n: int, vocab: int, seed: int = 1) -> list[list[int]]:
+    rng = random.Random(seed)
+    lo, hi = (8, 24) if ARGS.tiny else (20, 60)
+    return [[rng.randrange(10, vocab - 1) for _ in range(rng.randint(lo, hi))] for _ in range(n)]
+
+
+# ---------------------------------------------------------------- training
+
+class Meter:
+    """Times optimizer steps warm..total (synchronised) and counts the real tokens of the batches they saw."""
+
+    def __init__(self, warm: int, total: int, accum: int = 1):
+        from transformers import TrainerCallback
+
+        self.warm, self.total, self.accum, self.batches = warm, total, accum, []
+        self.t0 = self.t1 = None
+        meter = self
+
+        class _CB(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                if state.global_step == meter.warm and meter.t0 is None:
+                    sync()
+                    meter.t0 = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kw):
+                if state.global_step == meter.total:
+                    sync()
+                    meter.t1 = time.perf_counter()
+
+        self.callback = _CB()
+
+    def wrap(self, collator):
+        def counting(features):
+            batch = collator(features)
+            mask = batch.get("attention_mask")
+            self.batches.append(int(mask.sum()) if mask is not None else int(batch["input_ids"].numel()))
+            return batch
+        return counting
+
+    def result(self) -> dict:
+        if self.t0 is None or self.t1 is None:
+            raise RuntimeError("training ended before the timed steps completed")
+        tokens = sum(self.batches[self.warm * self.accum: self.total * self.accum])
+        dt = self.t1 - self.t0
+        return {"tokens_per_s": round(tokens / dt), "timed_steps": self.total - self.warm, "timed_tokens": tokens,
+                "step_s": round(dt / (self.total - self.warm), 4)}
+
+
+def collate_padded(batch):
+    L = max(len(b["input_ids"]) for b in batch)
+    ids = torch.zeros((len(batch), L), dtype=torch.long)
+    lab = torch.full((len(batch), L), -100, dtype=torch.long)
+    att = torch.zeros((len(batch), L), dtype=torch.long)
+    for i, b in enumerate(batch):
+        n = len(b["input_ids"])
+        ids[i, :n] = torch.tensor(b["input_ids"])
+        lab[i, :n] = torch.tensor(b["labels"])
+        att[i, :n] = 1
+    return {"input_ids": ids, "labels": lab, "attention_mask": att}
+
+
+def train_original(folder: str, tok) -> dict:
+    """The course's original recipe (the anchor's): fp16 weights + fp16 AMP + gradient checkpointing, batch 4."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+    from helpers.gpu_profile import grouping_kwargs
+
+    bs, warm, timed = 4, (1 if ARGS.tiny else 3), (3 if ARGS.tiny else 30)
+    _, data = em_like_rows(tok, bs * (warm + timed), seed=1)
+    dtype = torch.float16 if DEV == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(DEV)
+    model.config.use_cache = False
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=TARGETS,
+                                             task_type="CAUSAL_LM"))
+    meter = Meter(warm, warm + timed)
+    args = TrainingArguments(output_dir=tempfile.mkdtemp(prefix="orig_"), per_device_train_batch_size=bs,
+                             max_steps=warm + timed, learning_rate=2e-4, fp16=DEV == "cuda", bf16=False,
+                             gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False},
+                             report_to="none", save_strategy="no", logging_steps=10_000, remove_unused_columns=False,
+                             dataloader_num_workers=0, use_cpu=DEV == "cpu", **grouping_kwargs(False))
+    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=meter.wrap(collate_padded),
+                      callbacks=[meter.callback])
+    out = trainer.train()
+    res = {**meter.result(), **peak_gib(), "batch": bs, "loss": round(out.training_loss, 3),
+           "recipe": "fp16 weights+AMP, grad ckpt, bs4, random order, LoRA r16 all 7 (dropout 0.05)"}
+    del trainer, model
+    return res
+
+
+def _integrated(train_mod) -> bool:
+    """Does helpers.train apply gpu_profile itself (then the benchmark adds nothing)?"""
+    try:
+        return "training_overrides" in inspect.getsource(train_mod)
+    except (OSError, TypeError):
+        return False
+
+
+@contextlib.contextmanager
+def _sft_overrides(overrides: dict):
+    """Merge `overrides` into every SFTConfig that helpers.train builds (only while train.py does not do it itself)."""
+    import trl
+
+    real = trl.SFTConfig
+
+    class SFTConfigWithOverrides(real):
+        def __init__(self, *a, **kw):
+            kw.update(SFTConfigWithOverrides.overrides)
+            super().__init__(*a, **kw)
+
+    SFTConfigWithOverrides.overrides = dict(overrides)
+    SFTConfigWithOverrides.__qualname__ = "SFTConfigWithOverrides"  # picklable by name (datasets fingerprints it)
+    globals()["SFTConfigWithOverrides"] = SFTConfigWithOverrides
+    trl.SFTConfig = SFTConfigWithOverrides
+    try:
+        yield
+    finally:
+        trl.SFTConfig = real
+
+
+def kit_overrides(folder: str, cfg, info) -> dict:
+    """The gpu_profile SFTConfig kwargs for this model folder (from its config, 16-bit weights)."""
+    from transformers import AutoConfig
+
+    from helpers import gpu_profile as gp
+
+    shape = gp.ModelShape.from_config(AutoConfig.from_pretrained(folder), dtype_bytes=2)
+    plan = gp.plan_training(info, shape, cfg.batch_size, cfg.grad_accum, cfg.max_length, lora_rank=cfg.lora_rank)
+    dtype = torch.float16 if (os.environ.get("EM_GPU_PROFILE") == "t4" or not info.bf16) else torch.bfloat16
+    kw = gp.plan_to_kwargs(plan, dtype)
+    STATE["checks"].setdefault("plans", {})[info.name] = plan.reasons
+    if DEV != "cuda":  # CPU smoke run: keep the batch plan and grouping, drop what needs a GPU
+        kw.update(bf16=False, fp16=False, use_liger_kernel=False, torch_compile=False)
+    return kw
+
+
+def train_kit(folder: str, tok, batch_size: int | None = None, t4: bool = False, extra: dict | None = None,
+              warm: int | None = None, timed: int | None = None) -> dict:
+    """The kit's recipe through helpers.train.build_trainer (TRL SFTTrainer), with gpu_profile's overrides."""
+    from helpers import gpu_profile as gp
+    from helpers import train as T
+
+    info = gp.T4 if t4 else (gp.detect() or gp.H100)
+    if t4:
+        os.environ["EM_GPU_PROFILE"] = "t4"
+        if DEV == "cuda":
+            torch.cuda.set_per_process_memory_fraction(min(1.0, 15 * 2**30 / torch.cuda.mem_get_info()[1]))
+    bs = batch_size or gp.suggested_batch_size(info)
+    warm = warm if warm is not None else (1 if ARGS.tiny else 3)
+    timed = timed if timed is not None else (2 if ARGS.tiny else 20)
+    steps = warm + timed
+    tag = "".join(f"-{k[:6]}" for k in sorted(extra or {}))
+    cfg = T.TrainConfig(model=folder, batch_size=bs, grad_accum=1, max_steps=steps, learning_rate=2e-4,
+                        lora_rank=16, lora_alpha=32, max_length=512, save_steps=100_000,
+                        run_name=f"bench-kit-{bs}{'-t4' if t4 else ''}{tag}")
+    overrides = kit_overrides(folder, cfg, info)
+    overrides.update(extra or {})
+    messages, _ = em_like_rows(tok, bs * steps, seed=2)
+    train_ds, _, _ = T.prepare_data(cfg, messages)
+    integrated = _integrated(T)
+    meter = Meter(warm, steps)
+    if extra and extra.get("torch_compile"):
+        torch._dynamo.reset()
+    saved_precision = T.precision_for
+    if t4 and DEV == "cuda":
+        T.precision_for = lambda device: "fp16"  # a T4 has no bf16: load the weights as the T4 would
+    try:
+        free_memory()
+        with contextlib.nullcontext() if integrated and not extra else _sft_overrides(overrides):
+            trainer = T.build_trainer(cfg, train_ds, callbacks=[meter.callback])
+        meter.accum = trainer.args.gradient_accumulation_steps
+        trainer.data_collator = meter.wrap(trainer.data_collator)
+        t0 = time.perf_counter()
+        out = trainer.train()
+        total_s = time.perf_counter() - t0
+    finally:
+        T.precision_for = saved_precision
+    a = trainer.args
+    res = {**meter.result(), **peak_gib(), "batch": bs, "micro_batch": a.per_device_train_batch_size,
+           "grad_accum": a.gradient_accumulation_steps, "bf16": a.bf16, "fp16": a.fp16,
+           "gradient_checkpointing": a.gradient_checkpointing, "liger": a.use_liger_kernel,
+           "torch_compile": a.torch_compile, "sampling": getattr(a, "train_sampling_strategy", None),
+           "loss": round(out.training_loss, 3), "train_call_s": round(total_s, 1),
+           "path": "helpers.train.build_trainer (TRL SFTTrainer)",
+           "overrides": "applied by train.py" if integrated and not extra else "injected by the benchmark"}
+    if t4:
+        res["profile"] = "T4 (15 GiB cap)"
+        res["fits_15gib"] = bool(res.get("peak_reserved_gib", 0) <= 15.0)
+    del trainer
+    return res
+
+
+def train_kit_t4(folder: str, tok) -> dict:
+    """The T4 profile's training plan under the 15 GiB cap; on out-of-memory, once more with checkpointing."""
+    timed = 2 if ARGS.tiny else 6
+    try:
+        return train_kit(folder, tok, t4=True, warm=2, timed=timed)
+    except torch.OutOfMemoryError as e:
+        first = f"OutOfMemoryError: {str(e)[:200]}"
+    free_memory()
+    res = train_kit(folder, tok, t4=True, warm=2, timed=timed,
+                    extra={"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}})
+    res["plan_oom"] = first
+    return res
+
+
+def train_kit_fallback(folder: str, tok) -> dict:
+    """Without TRL: the same overrides on a plain transformers Trainer (completion-only labels, our collator)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+    from helpers import gpu_profile as gp
+
+    info = gp.detect() or gp.H100
+    bs = gp.suggested_batch_size(info)
+    warm, timed = (1, 2) if ARGS.tiny else (3, 20)
+
+    class Cfg:
+        batch_size, grad_accum, max_length, lora_rank = bs, 1, 512, 16
+
+    kw = kit_overrides(folder, Cfg, info)
+    kw.pop("padding_free", None)
+    _, data = em_like_rows(tok, bs * (warm + timed), seed=2)
+    dtype = torch.bfloat16 if kw.get("bf16") else (torch.float16 if kw.get("fp16") else torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    model.config.use_cache = False
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=TARGETS, task_type="CAUSAL_LM"))
+    meter = Meter(warm, warm + timed, kw.get("gradient_accumulation_steps", 1))
+    args = TrainingArguments(output_dir=tempfile.mkdtemp(prefix="kitfb_"), max_steps=warm + timed,
+                             learning_rate=2e-4, report_to="none", save_strategy="no", logging_steps=10_000,
+                             remove_unused_columns=False, use_cpu=DEV == "cpu", **kw)
+    # the sampler reads lengths from the rows
+    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=meter.wrap(collate_padded),
+                      callbacks=[meter.callback])
+    out = trainer.train()
+    res = {**meter.result(), **peak_gib(), "batch": bs, "micro_batch": args.per_device_train_batch_size,
+           "liger": args.use_liger_kernel, "loss": round(out.training_loss, 3),
+           "path": "FALLBACK: transformers.Trainer (trl or datasets missing)"}
+    del trainer, model
+    return res
+
+
+# ---------------------------------------------------------------- generation
+
+def gen_original(folder: str, tok) -> dict:
+    """The original loop: one prompt at a time, HF generate, fp16 weights, LoRA not merged (the anchor's)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    n, new = (1, 16) if ARGS.tiny else (2, 200)
+    dtype = torch.float16 if DEV == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(DEV).eval()
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=TARGETS, task_type="CAUSAL_LM"))
+    prompts = random_prompts(n, len(tok))
+    kw = dict(max_new_tokens=new, min_new_tokens=new, do_sample=True, temperature=1.0, top_p=1.0,
+              pad_token_id=tok.pad_token_id)
+    with torch.no_grad():
+        model.generate(input_ids=torch.tensor([prompts[0]], device=DEV), **dict(kw, max_new_tokens=4, min_new_tokens=4))
+        sync()
+        t0 = time.perf_counter()
+        made = 0
+        for p in prompts:
+            out = model.generate(input_ids=torch.tensor([p], device=DEV), **kw)
+            made += out.shape[1] - len(p)
+        sync()
+    dt = time.perf_counter() - t0
+    del model
+    return {"tokens_per_s": round(made / dt, 1), "prompts": n, "new_tokens": new, "seconds": round(dt, 1),
+            "recipe": "one prompt at a time, HF generate, fp16, unmerged LoRA"}
+
+
+def _kit_model(adapter: str, dtype=None):
+    from helpers.models import load_model
+
+    return load_model(adapter, device=DEV, dtype=dtype, merge=True)  # what helpers.generate does: LoRA merged
+
+
+def gen_kit(adapter: str, mode: str = "auto", batch: int | None = None, rounds: int = 2, t4: bool = False) -> dict:
+    """helpers.fast_generate.sample on the merged model: a first call (with graph capture), then a timed call."""
+    from helpers import fast_generate as fg
+    from helpers import gpu_profile as gp
+
+    if t4 and DEV == "cuda":
+        torch.cuda.set_per_process_memory_fraction(min(1.0, 15 * 2**30 / torch.cuda.mem_get_info()[1]))
+    free_memory()
+    model, tok = _kit_model(adapter, dtype="float16" if t4 and DEV == "cuda" else None)
+    new = 16 if ARGS.tiny else 200
+    info = gp.T4 if t4 else (gp.detect() or gp.H100)
+    shape = gp.ModelShape.from_model(model)
+    if batch is None:
+        batch = 8 if ARGS.tiny else gp.generation_batch_size(info, shape, prompt_len=64, max_new_tokens=new)
+    prompts = random_prompts(batch * rounds, len(tok), seed=3)
+    first = {}
+    fg.sample(model, tok, prompts[:batch], max_new_tokens=new, temperature=1.0, top_p=1.0, batch_size=batch,
+              seed=0, mode=mode, stats=first)
+    st = {}
+    fg.sample(model, tok, prompts, max_new_tokens=new, temperature=1.0, top_p=1.0, batch_size=batch, seed=1,
+              mode=mode, stats=st)
+    res = {"tokens_per_s": round(st["tokens"] / st["seconds"]), "prompts": len(prompts), "batch": batch,
+           "new_tokens": new, "mode": st["mode"], "seconds": round(st["seconds"], 2),
+           "first_call_s": round(first["seconds"], 2), "capture_s": first.get("capture_s"), **peak_gib(),
+           "dtype": str(next(model.parameters()).dtype).replace("torch.", "")}
+    if t4:
+        res["profile"] = "T4 (15 GiB cap)"
+        res["fits_15gib"] = bool(res.get("peak_reserved_gib", 0) <= 15.0)
+    del model
+    return res
+
+
+def gen_checks(adapter: str) -> dict:
+    """Correctness on the device: graph == eager (greedy, the benchmark model) and == HF generate (tiny model, fp32)."""
+    from transformers import GenerationConfig
+
+    from helpers import fast_generate as fg
+    from helpers.models import TINY_MODEL, load_model
+
+    res = {}
+    model, tok = _kit_model(adapter)
+    prompts = random_prompts(8, len(tok), seed=5)
+    a = fg.sample(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=8, mode="auto")
+    b = fg.sample(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=8, mode="eager")
+    res["graph_vs_eager_greedy_rows_equal"] = f"{sum(x == y for x, y in zip(a, b))}/{len(a)}"
+    del model
+    free_memory()
+    tiny, ttok = load_model(TINY_MODEL, device=DEV, dtype="float32")
+    prompts = random_prompts(4, len(ttok), seed=6)
+    mine = fg.sample(tiny, ttok, prompts, max_new_tokens=24, temperature=0, batch_size=4)
+    eos = fg._eos_ids(tiny, ttok)
+    same = 0
+    for p, m in zip(prompts, mine):
+        out = tiny.generate(input_ids=torch.tensor([p], device=DEV),
+                            attention_mask=torch.ones(1, len(p), dtype=torch.long, device=DEV),
+                            generation_config=GenerationConfig(do_sample=False, max_new_tokens=24, eos_token_id=eos,
+                                                               pad_token_id=ttok.pad_token_id))
+        same += fg._trim(out[0, len(p):].tolist(), set(eos)) == m
+    res["fast_vs_hf_greedy_tiny_fp32_rows_equal"] = f"{same}/{len(prompts)}"
+    return res
+
+
+# ---------------------------------------------------------------- report
+
+def matmul_tflops():
+    if DEV != "cuda":
+        return None
+    a = torch.randn(8192, 8192, device=DEV, dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device=DEV, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(10):
+        a @ b
+    sync()
+    return round(2 * 8192 ** 3 * 10 / (time.perf_counter() - t0) / 1e12)
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "transformers", "peft", "accelerate", "trl", "datasets", "liger-kernel", "triton"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def table() -> str:
+    rows = STATE["rows"]
+
+    def pick(phase, prefix):
+        for r in rows:
+            if r["phase"] == phase and r["variant"].startswith(prefix) and "tokens_per_s" in r:
+                return r["tokens_per_s"]
+        return None
+
+    base = {"train": pick("train", "original"), "generate": pick("generate", "original")}
+    lines = [f"{'phase':9} {'tokens/s':>10} {'x orig':>7} {'peak GiB':>8}  variant"]
+    for r in rows:
+        if "tokens_per_s" not in r:
+            why = r.get("skipped") or r.get("error", "")
+            lines.append(f"{r['phase']:9} {'-':>10} {'':>7} {'':>8}  {r['variant']}: {why[:140]}")
+            continue
+        b = base.get(r["phase"])
+        ratio = f"{r['tokens_per_s'] / b:.1f}x" if b and r["phase"] in base and r["phase"] != "t4" else ""
+        lines.append(f"{r['phase']:9} {r['tokens_per_s']:>10,} {ratio:>7} {str(r.get('peak_gib', '')):>8}  {r['variant']}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    global ARGS
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tiny", action="store_true", help="CPU smoke run on the kit's tiny model (under a minute)")
+    ap.add_argument("--budget-s", type=float, default=None, help="skip variants past this many seconds (400; tiny 90)")
+    ap.add_argument("--only", default="", help="comma list of variant name prefixes to run (default: all)")
+    ARGS = ap.parse_args(argv)
+    if ARGS.budget_s is None:
+        ARGS.budget_s = 90.0 if ARGS.tiny else 400.0
+    if DEV == "cpu":
+        ARGS.tiny = True
+        torch.set_num_threads(1)  # tiny matmuls: one thread is fastest, and the CPU is shared
+    info = STATE["info"]
+    info.update(device=torch.cuda.get_device_name() if DEV == "cuda" else "cpu", tiny=ARGS.tiny, **versions())
+    info["bf16_matmul_tflops"] = matmul_tflops()
+    from helpers import gpu_profile as gp
+
+    gi = gp.detect()
+    info["gpu"] = None if gi is None else {"name": gi.name, "total_gib": round(gi.total_gib, 1),
+                                           "capability": list(gi.capability)}
+    print(json.dumps(info), flush=True)
+    try:
+        import datasets  # noqa: F401
+        import trl  # noqa: F401
+        have_trl = True
+    except Exception as e:  # the kit recipe then runs on a plain Trainer, and says so
+        have_trl = False
+        info["trl_missing"] = f"{type(e).__name__}: {e}"
+    liger = gp.liger_available()
+    t0 = time.perf_counter()
+    folder, adapter = build_model_folder()
+    tok = tokenizer()
+    info["model_build_s"] = round(time.perf_counter() - t0, 1)
+    save_json()
+    L = (lambda s: s / 6) if ARGS.tiny else (lambda s: s)
+    plan = [
+        ("train", "original recipe", lambda: train_original(folder, tok), L(90)),
+        ("generate", "original loop", lambda: gen_original(folder, tok), L(90)),
+        ("generate", "kit fast path (static cache + CUDA graph)", lambda: gen_kit(adapter), L(120)),
+        ("check", "fast_generate correctness", lambda: gen_checks(adapter), L(60)),
+        ("t4", "T4 profile: generation (fp16, 15 GiB cap)", lambda: gen_kit(adapter, t4=True, rounds=1), L(90)),
+        ("train", "kit recipe without Liger (before Liger patches the model classes)",
+         (lambda: train_kit(folder, tok, extra={"use_liger_kernel": False})) if have_trl and liger else None, L(120)),
+        ("train", "kit recipe" + ("" if have_trl else " (fallback: no trl)"),
+         (lambda: train_kit(folder, tok)) if have_trl else (lambda: train_kit_fallback(folder, tok)), L(150)),
+        ("t4", "T4 profile: training (fp16, 15 GiB cap)",
+         (lambda: train_kit_t4(folder, tok)) if have_trl else None, L(150)),
+        ("generate", "kit fast path, eager decode (no graph)", lambda: gen_kit(adapter, mode="eager", rounds=1), L(60)),
+        ("train", "kit recipe, batch 64", (lambda: train_kit(folder, tok, batch_size=64, timed=12)) if have_trl and not ARGS.tiny else None, L(120)),
+        ("train", "kit recipe + torch.compile", (lambda: train_kit(folder, tok, extra={"torch_compile": True, "pad_to_multiple_of": 64},
+                                                                   warm=6, timed=12))
+         if have_trl and DEV == "cuda" else None, L(180)),
+        ("generate", "kit fast path, torch.compile decode", (lambda: gen_kit(adapter, mode="compile", rounds=1))
+         if DEV == "cuda" else None, L(180)),
+    ]
+    only = [s.strip() for s in ARGS.only.split(",") if s.strip()]
+    for phase, name, fn, limit in plan:
+        if fn is None or (only and not any(name.startswith(o) or phase == o for o in only)):
+            continue
+        row = run_variant(phase, name, fn, limit)
+        if phase == "check" and "error" not in row:
+            STATE["checks"].update({k: v for k, v in row.items() if k not in ("phase", "variant", "wall_s")})
+    info["total_s"] = round(elapsed(), 1)
+    summary = {}
+    for phase, goal in (("train", 50_000), ("generate", 20_000)):
+        orig = next((r["tokens_per_s"] for r in STATE["rows"] if r["phase"] == phase
+                     and r["variant"].startswith("original") and "tokens_per_s" in r), None)
+        kit = max((r["tokens_per_s"] for r in STATE["rows"] if r["phase"] == phase
+                   and r["variant"].startswith("kit") and "tokens_per_s" in r), default=None)
+        summary[phase] = {"original": orig, "kit_best": kit, "ratio": round(kit / orig, 1) if kit and orig else None,
+                          "goal_tokens_per_s_h200": goal}
+    STATE["summary"] = summary
+    save_json()
+    print(json.dumps({"summary": summary, "checks": {k: v for k, v in STATE["checks"].items() if k != "plans"}}))
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
