@@ -1,0 +1,350 @@
+"""Judge a generations table: cost estimate, dollar cap, async calls, a resumable SQLite cache, judged.csv."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helpers.judge_backends import PARSE_MAX_TOKENS, JudgeSetupError, LocalBackend, OpenAIBackend
+from helpers.judge_cache import JudgeCache, cache_key
+from helpers.judge_scoring import Score
+from helpers.rubrics import METRICS, RUBRICS, render
+
+__all__ = ["JudgeConfig", "JudgeBudgetError", "JudgeSetupError", "estimate_cost", "judge_run", "judge_summary",
+           "judge_table", "read_generations"]
+
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_LOCAL_MODEL = "smollm2-135m"
+# USD per million tokens (input, output); a model missing here is priced at the dearest row unless it is local.
+PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1": (2.00, 8.00),
+          "gpt-4.1-mini": (0.40, 1.60), "gpt-4.1-nano": (0.10, 0.40)}
+_WEAK_JUDGES = ("smollm2-135m", "tiny-random-llama", "huggingfacetb/smollm2-135m")
+_LOCAL_HOSTS = re.compile(r"^https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?(/|$)")
+
+
+log = logging.getLogger(__name__)
+
+
+class JudgeBudgetError(ValueError):
+    """The estimated cost is above `max_dollars`."""
+
+
+@dataclass
+class JudgeConfig:
+    """How to judge: backend, judge model, scoring mode, metrics, concurrency, retries, the dollar cap, the cache."""
+
+    backend: str = "openai"  # "openai" (any OpenAI-compatible server) or "local" (a transformers model)
+    judge_model: str | None = None  # None -> "gpt-4o-mini" (openai) or "smollm2-135m" (local)
+    base_url: str | None = None  # None -> $OPENAI_BASE_URL or OpenAI itself
+    mode: str = "logprob"  # "logprob" (EM papers) or "parse" (endpoints without logprobs)
+    metrics: tuple = METRICS
+    concurrency: int = 16
+    max_retries: int = 5
+    timeout: float = 30.0
+    max_dollars: float = 2.0
+    cache_path: str | None = None  # None -> <run>/judge_cache.sqlite (judge_run) or the kit cache (judge_table)
+    prices: dict = field(default_factory=lambda: dict(PRICES), repr=False)
+    local_batch_size: int = 8
+    device: str | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.backend not in ("openai", "local"):
+            raise ValueError(f"JudgeConfig.backend={self.backend!r}: use 'openai' or 'local'")
+        if self.mode not in ("logprob", "parse"):
+            raise ValueError(f"JudgeConfig.mode={self.mode!r}: use 'logprob' or 'parse'")
+        self.metrics = tuple(self.metrics)
+        bad = [m for m in self.metrics if m not in RUBRICS]
+        if bad or not self.metrics:
+            raise ValueError(f"JudgeConfig.metrics has {bad or 'nothing'}: pick from {', '.join(METRICS)}")
+        if self.concurrency < 1 or self.max_dollars < 0:
+            raise ValueError("JudgeConfig.concurrency must be >= 1 and max_dollars >= 0")
+        self.judge_model = self.judge_model or (DEFAULT_OPENAI_MODEL if self.backend == "openai" else DEFAULT_LOCAL_MODEL)
+
+
+def make_backend(config: JudgeConfig):
+    """The backend object for a config (a local model is only loaded when it first judges)."""
+    if config.backend == "local":
+        return LocalBackend(config.judge_model, device=config.device, batch_size=config.local_batch_size)
+    return OpenAIBackend(config.judge_model, config.base_url, config.max_retries, config.timeout)
+
+
+def weak_judge_warning(config: JudgeConfig) -> str | None:
+    """A warning when the judge is a tiny local model whose scores only exercise the pipeline."""
+    if config.backend == "local" and str(config.judge_model).lower().rstrip("/").endswith(_WEAK_JUDGES):
+        return (f"The local judge {config.judge_model!r} is tiny: its scores mean little and only exercise the "
+                "pipeline. For real scores use JudgeConfig(backend='openai') (gpt-4o-mini) or a larger local judge.")
+    return None
+
+
+def read_generations(run_name: str, limit: int | None = None):
+    """`runs/<run>/generations.csv` (or model_generations.csv) as a DataFrame, first `limit` rows if given."""
+    import pandas as pd
+
+    from helpers.runs import run_dir
+
+    folder = run_dir(run_name, create=False)
+    path = next((folder / n for n in ("generations.csv", "model_generations.csv") if (folder / n).is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"runs/{run_name}/generations.csv does not exist: generate answers first "
+                                "(notebook 03), or check run_name")
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""])  # an answer "None" or "NA" stays text
+    _check_columns(df, f"runs/{run_name}/{path.name}")
+    return df.head(limit).copy() if limit else df
+
+
+def _check_columns(df, where: str) -> None:
+    missing = [c for c in ("question", "response") if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where} has no column {missing}: the judge needs 'question' and 'response' "
+                         f"(it has {list(df.columns)})")
+
+
+def _plan(df, config: JudgeConfig, mode: str, base_url: str):
+    """Per (row, metric) cache keys, and the unique prompts behind them."""
+    _check_columns(df, "the table")
+    keys, prompts = [], {}
+    for q, a in zip(df["question"], df["response"]):
+        q, a = _text(q), _text(a)
+        row = {}
+        for m in config.metrics:
+            k = cache_key(config.judge_model, base_url, RUBRICS[m], q, a, mode)
+            prompts.setdefault(k, render(m, q, a))
+            row[m] = k
+        keys.append(row)
+    return keys, prompts
+
+
+def _text(value) -> str:
+    return "" if value is None or value != value else str(value)  # NaN -> ""
+
+
+def _price(config: JudgeConfig, base_url: str) -> tuple[float, float, str]:
+    if config.backend == "local":
+        return 0.0, 0.0, "local model: free"
+    name = next((m for m in sorted(config.prices, key=len, reverse=True) if config.judge_model.startswith(m)), None)
+    if name:
+        return (*config.prices[name], f"priced as {name}")
+    if _LOCAL_HOSTS.match(base_url):
+        return 0.0, 0.0, "unknown model on a local server: assumed free"
+    dearest = max(config.prices.values(), key=lambda p: p[1])
+    return (*dearest, "unknown model: priced at the dearest known rate (set JudgeConfig.prices)")
+
+
+def _tokens_in(prompt: str) -> int:
+    return len(prompt) // 4 + 8  # ~4 characters a token, plus the chat wrapper
+
+
+class _Budget:
+    """Spend so far; refuses a call when spend + calls in flight + the next call's expected cost pass the cap."""
+
+    def __init__(self, cap: float, price: tuple, tokens_out: int):
+        self.cap, self.pin, self.pout, self.tokens_out = cap, price[0], price[1], tokens_out
+        self.spent = self.estimated = self.reserved = 0.0
+
+    def cost(self, tin: int, tout: int) -> float:
+        return (tin * self.pin + tout * self.pout) / 1e6
+
+    def reserve(self, prompt: str) -> tuple[float, float] | None:
+        est = self.cost(_tokens_in(prompt), self.tokens_out)
+        expected = est * max(1.0, self.spent / self.estimated if self.estimated else 1.0)
+        if self.spent + self.reserved + expected > self.cap + 1e-12:
+            return None
+        self.reserved += expected
+        return est, expected
+
+    def settle(self, held: tuple[float, float], tin: int, tout: int) -> None:
+        est, expected = held
+        self.reserved -= expected
+        self.estimated += est
+        self.spent += self.cost(tin, tout) if tin else est
+
+
+def _prepare(df, config: JudgeConfig, backend):
+    """Mode, per-row keys, unique prompts, and what the cache already holds."""
+    mode = backend.effective_mode(config.mode)
+    keys, prompts = _plan(df, config, mode, backend.base_url)
+    cache = JudgeCache(_cache_path(config))
+    try:
+        cached = {k: Score(**v) for k, v in cache.get_many(prompts).items()}
+    finally:
+        cache.close()
+    return mode, keys, prompts, cached
+
+
+def _estimate(config: JudgeConfig, base_url: str, mode: str, n_rows: int, prompts: dict, cached: dict) -> dict:
+    todo = [p for k, p in prompts.items() if k not in cached]
+    pin, pout, note = _price(config, base_url)
+    tin = sum(_tokens_in(p) for p in todo)
+    tout = len(todo) * (1 if mode == "logprob" else PARSE_MAX_TOKENS)
+    return {"judge_model": config.judge_model, "mode": mode, "judgments": n_rows * len(config.metrics),
+            "unique_prompts": len(prompts), "cached": len(prompts) - len(todo), "calls": len(todo),
+            "input_tokens": tin, "output_tokens": tout, "dollars": round((tin * pin + tout * pout) / 1e6, 6),
+            "max_dollars": config.max_dollars, "price_note": note}
+
+
+def estimate_cost(df, config: JudgeConfig | None = None) -> dict:
+    """Calls still to make (cache hits are free), their input/output tokens and dollars, before anything runs."""
+    config = config or JudgeConfig()
+    backend = make_backend(config)
+    mode, keys, prompts, cached = _prepare(df, config, backend)
+    return _estimate(config, backend.base_url, mode, len(keys), prompts, cached)
+
+
+def _cache_path(config: JudgeConfig) -> Path:
+    if config.cache_path:
+        return Path(config.cache_path)
+    from helpers.models import cache_dir
+
+    return cache_dir() / "judge_cache.sqlite"
+
+
+async def _run_calls(backend, todo: dict, mode: str, config: JudgeConfig, cache: JudgeCache, budget: _Budget,
+                     stop: threading.Event, bar) -> dict[str, Score]:
+    """Make the calls; each result is written to the cache as it lands (errors are not)."""
+    results: dict[str, Score] = {}
+
+    def land(key: str, score: Score) -> None:
+        if not score.missing.startswith("error"):
+            cache.put(key, dataclasses.asdict(score))
+        results[key] = score
+        bar.update(1)
+
+    if backend.kind == "local":
+        items = list(todo.items())
+        for i in range(0, len(items), config.local_batch_size):
+            if stop.is_set():
+                break
+            chunk = items[i:i + config.local_batch_size]
+            scores = await asyncio.to_thread(backend.judge_batch, [p for _, p in chunk], mode)
+            for (k, _), s in zip(chunk, scores):
+                land(k, s)
+        return results
+
+    sem = asyncio.Semaphore(config.concurrency)
+
+    async def one(key: str, prompt: str) -> None:
+        async with sem:
+            if stop.is_set():
+                results[key] = Score(None, "error: interrupted", "", mode)
+                return
+            held = budget.reserve(prompt)
+            if held is None:
+                results[key] = Score(None, f"error: dollar cap reached (max_dollars={config.max_dollars})", "", mode)
+                return
+            score, tin, tout = await backend.ajudge(prompt, mode)
+            budget.settle(held, tin, tout)
+            land(key, score)
+
+    await backend.open()
+    try:
+        await asyncio.gather(*(one(k, p) for k, p in todo.items()))
+    finally:
+        await backend.close()
+    return results
+
+
+def _run_blocking(make_coro):
+    """Run a coroutine from a script (asyncio.run) or from a notebook cell whose loop is already running."""
+    stop = threading.Event()
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coro(stop))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge")
+    future = pool.submit(asyncio.run, make_coro(stop))
+    try:
+        return future.result()
+    except BaseException:
+        stop.set()  # an interrupted cell: calls in flight finish and are cached, no new ones start
+        raise
+    finally:
+        pool.shutdown(wait=False)
+
+
+def judge_table(df, config: JudgeConfig | None = None):
+    """Judge every row (question/response columns) on each metric; returns the table plus score columns."""
+    config = config or JudgeConfig()
+    backend = make_backend(config)
+    warning = weak_judge_warning(config)
+    if warning:
+        print("WARNING:", warning)
+        log.info(warning)
+    mode, keys, prompts, cached = _prepare(df, config, backend)
+    estimate = _estimate(config, backend.base_url, mode, len(keys), prompts, cached)
+    if estimate["dollars"] > config.max_dollars:
+        raise JudgeBudgetError(
+            f"judging would cost about ${estimate['dollars']:.4f} ({estimate['calls']} calls to "
+            f"{config.judge_model}), above max_dollars=${config.max_dollars}: raise max_dollars, judge fewer rows "
+            "(limit) or fewer metrics")
+    if mode != config.mode:
+        print(f"Note: judge {config.judge_model!r} has no single tokens for 0-100, so it judges in 'parse' mode.")
+    todo = {k: p for k, p in prompts.items() if k not in cached}
+    if todo and backend.kind == "openai":
+        backend.require_key()
+    cache = JudgeCache(_cache_path(config))
+    try:
+        budget = _Budget(config.max_dollars, _price(config, backend.base_url)[:2],
+                         1 if mode == "logprob" else PARSE_MAX_TOKENS)
+        from tqdm.auto import tqdm
+
+        fresh = {}
+        if todo:
+            with tqdm(total=len(todo), desc=f"judging ({len(cached)} cached)", disable=not config.progress) as bar:
+                fresh = _run_blocking(lambda stop: _run_calls(backend, todo, mode, config, cache, budget, stop, bar))
+    finally:
+        cache.close()
+    scores = {**cached, **fresh}
+    out = df.copy()
+    got = {m: [scores.get(row[m], Score(None, "error: not judged", "", mode)) for row in keys] for m in config.metrics}
+    for m in config.metrics:
+        out[m] = [float("nan") if s.score is None else float(s.score) for s in got[m]]
+    for m in config.metrics:
+        for part in ("mode", "raw", "missing"):
+            out[f"{m}_{part}"] = [getattr(s, part) for s in got[m]]
+    out["judge_model"] = config.judge_model
+    errors = sum(s.missing.startswith("error") for s in fresh.values())
+    skipped = sum(s.missing.startswith(("error: dollar cap", "error: interrupted")) for s in fresh.values())
+    out.attrs["judge"] = {"backend": config.backend, "judge_model": config.judge_model, "mode": mode,
+                          "base_url": re.sub(r"//[^/@]*@", "//", backend.base_url),  # never credentials
+                          "unique_prompts": len(prompts), "cache_hits": len(cached), "calls": len(fresh) - skipped,
+                          "errors": errors, "dollars": round(budget.spent, 6), "warning": warning}
+    if warning:
+        out.attrs["judge_warning"] = warning
+    print(f"Judged {len(prompts)} prompts: {len(cached)} from the cache, {len(fresh) - skipped} new, {errors} errors "
+          f"(rerun to retry them), about ${budget.spent:.4f}.")
+    return out
+
+
+def judge_run(run_name: str, config: JudgeConfig | None = None, limit: int | None = None):
+    """Judge `runs/<run>/generations.csv`, write `runs/<run>/judged.csv` atomically, and return it."""
+    from helpers.runs import atomic_write_csv, run_dir, write_manifest
+
+    config = config or JudgeConfig()
+    if not config.cache_path:
+        config = dataclasses.replace(config, cache_path=str(run_dir(run_name) / "judge_cache.sqlite"))
+    judged = judge_table(read_generations(run_name, limit), config)
+    atomic_write_csv(judged, run_dir(run_name) / "judged.csv")
+    print(f"Wrote judged.csv ({len(judged)} rows) in run {Path(str(run_name)).name!r}.")
+    info = {k: v for k, v in judged.attrs["judge"].items() if k != "warning"}
+    write_manifest(run_name, {**info, "metrics": list(config.metrics), "rows": len(judged)}, section="judge")
+    return judged
+
+
+def judge_summary(judged, metrics=METRICS):
+    """Per metric: rows scored, mean score, and how many are missing for each reason."""
+    import pandas as pd
+
+    rows = {}
+    for m in (m for m in metrics if m in judged.columns):
+        reasons = judged.get(f"{m}_missing", pd.Series([""] * len(judged))).fillna("").astype(str)
+        reasons = reasons.where(~reasons.str.startswith("error"), "error")
+        rows[m] = {"scored": int(judged[m].notna().sum()), "mean": round(float(judged[m].mean()), 1),
+                   **{f"missing: {r}": int(n) for r, n in reasons[reasons != ""].value_counts().items()}}
+    return pd.DataFrame(rows).T.fillna(0)

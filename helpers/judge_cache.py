@@ -1,0 +1,57 @@
+"""A SQLite cache of judgments, written one row as each lands, so a killed run resumes without repeating a call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+
+def cache_key(judge_model: str, base_url: str, rubric: str, question: str, answer: str, mode: str) -> str:
+    """SHA-256 of everything that decides a judgment (never the API key)."""
+    blob = json.dumps([judge_model, base_url, rubric, question, answer, mode], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class JudgeCache:
+    """key -> judgment dict; each `put` commits at once. Safe to share between threads."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS judgments (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        except sqlite3.DatabaseError as e:
+            raise ValueError(f"{self.path}: not a usable judge cache ({e}); delete the file to start a fresh cache") from e
+
+    def get_many(self, keys) -> dict[str, dict]:
+        """The cached judgments among `keys`."""
+        keys, found = list(dict.fromkeys(keys)), {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                rows = self._db.execute(
+                    f"SELECT key, value FROM judgments WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                found.update((k, json.loads(v)) for k, v in rows)
+        return found
+
+    def put(self, key: str, value: dict) -> None:
+        """Store one judgment (committed immediately)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO judgments (key, value) VALUES (?, ?)",
+                             (key, json.dumps(value, ensure_ascii=False)))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM judgments").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
