@@ -22,6 +22,7 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
     """New token ids per prompt (in input order); each list ends at its first eos token (kept) or at max_new_tokens.
 
     `prompts_ids`: token id lists (already chat-templated). `temperature=0` is greedy. top_k is never applied.
+    `batch_size=None`: on CUDA as many prompts as the card holds (helpers.gpu_profile, up to 512), else 16.
     `mode`: "auto" (CUDA graph on CUDA, eager elsewhere), "graph", "compile" (torch.compile reduce-overhead),
     "eager", or "hf" (plain batched `model.generate`). `stats`, if given, is filled with mode, seconds, tokens.
     """
@@ -45,7 +46,9 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
     pad = _pad_id(model, tokenizer)
     eos = _eos_ids(model, tokenizer) if eos_token_id is None else (
         [int(eos_token_id)] if isinstance(eos_token_id, int) else [int(i) for i in eos_token_id])
-    batch_size = max(1, min(int(batch_size or 64), len(prompts)))
+    if batch_size is None:
+        batch_size = _default_batch(model, device, max(map(len, prompts)), max_new_tokens, len(prompts))
+    batch_size = max(1, min(int(batch_size), len(prompts)))
     order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))  # similar lengths share a batch
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     gen = torch.Generator(device=device)
@@ -104,6 +107,17 @@ def next_tokens(logits, temperature: float, top_p: float, generator=None):
         scores = TopPLogitsWarper(float(top_p))(None, scores)
     probs = torch.softmax(scores, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+
+
+def _default_batch(model, device, prompt_len: int, max_new_tokens: int, n_prompts: int) -> int:
+    """On CUDA what gpu_profile says the card holds (up to 512); elsewhere 16."""
+    if device.type != "cuda":
+        return 16
+    from helpers import gpu_profile as gp
+
+    info = gp.detect(str(device))
+    shape = gp.ModelShape.from_model(_inner(model))
+    return gp.generation_batch_size(info, shape, prompt_len, max_new_tokens, n_prompts)
 
 
 def _pad_id(model, tokenizer) -> int:
@@ -243,7 +257,7 @@ class _StaticRunner:
                         self._decode_eager()
                 torch.cuda.current_stream(self.device).wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
+                with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # other threads may use CUDA
                     logits = self._decode_eager()
                 self.graph, self.graph_logits = graph, logits
             torch.cuda.synchronize(self.device)
