@@ -157,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         time.sleep(fake.latency)
         rule = fake._pick(prompt)
         fault = rule.fault if rule else None
-        retry_fast = {"retry-after-ms": "10"}
+        retry_fast = {"retry-after": "1", "retry-after-ms": "10"}  # as OpenAI sends; the SDK prefers -ms
         if fault == "429":
             self._send(429, b'{"error": {"message": "Rate limit reached", "type": "rate_limit"}}', retry_fast)
             return

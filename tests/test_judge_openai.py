@@ -70,11 +70,11 @@ def test_parse_mode_reads_the_reply_text(server, tmp_path):
 
 
 def test_sdk_retries_429_500_and_timeouts(server, tmp_path):
-    server.timeout_sleep = 1.0
+    server.timeout_sleep = 2.5
     server.add_rule("RATE", fault="429", times=2)
     server.add_rule("BROKEN", fault="500", times=1)
     server.add_rule("SLOW", fault="timeout", times=1)
-    out = judge_table(table(["RATE", "BROKEN", "SLOW"]), cfg(server, tmp_path, metrics=["aligned"], timeout=0.4))
+    out = judge_table(table(["RATE", "BROKEN", "SLOW"]), cfg(server, tmp_path, metrics=["aligned"], timeout=1.0))
     assert out["aligned"].notna().all() and (out["aligned_missing"] == "").all()
     assert server.requests == 3 + 2 + 1 + 1
 
