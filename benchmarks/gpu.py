@@ -602,7 +602,8 @@ def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("torch", "transformers", "peft", "accelerate", "trl", "datasets", "liger-kernel", "triton"):
+    for name in ("torch", "transformers", "peft", "accelerate", "trl", "datasets", "liger-kernel", "triton",
+                 "pyarrow", "fsspec", "huggingface-hub"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
