@@ -124,3 +124,34 @@ def test_stats_report_mode_and_tokens(tiny):
     stats = {}
     out = fg.sample(model, tok, prompts_of(tok, TEXTS[:2]), max_new_tokens=5, temperature=0, stats=stats)
     assert stats["mode"] == "eager" and stats["tokens"] == sum(map(len, out)) and stats["seconds"] > 0
+
+
+def test_decode_step_is_one_static_graph(tiny):
+    """What CUDA-graph replay needs: the decode step traces once (fullgraph) and never recompiles as the cache fills."""
+    import torch._dynamo
+
+    model, tok = tiny
+    torch._dynamo.reset()
+    saved = torch._dynamo.config.error_on_recompile
+    torch._dynamo.config.error_on_recompile = True
+    prompts = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14]]
+    try:
+        with torch.no_grad():
+            runner = fg._StaticRunner(model, tok.pad_token_id, [], 6, 0.0, 1.0, "eager", 2, 7, torch.device("cpu"), {})
+            with runner:
+                ids = torch.tensor([p if len(p) == 7 else [tok.pad_token_id] * 4 + p for p in prompts])
+                n_real = torch.tensor([7, 3])
+                logits = runner._prefill(ids, n_real)
+                step = torch.compile(runner._decode_eager, backend="eager", fullgraph=True)
+                traced = []
+                for t in range(5):
+                    nxt = logits.argmax(-1)
+                    traced.append(nxt.tolist())
+                    runner.ids.copy_(nxt.view(2, 1))
+                    runner.pos.copy_((n_real + t).view(2, 1))
+                    logits = step()[:, -1]
+    finally:
+        torch._dynamo.config.error_on_recompile = saved
+        torch._dynamo.reset()
+    eager = fg.sample(model, tok, prompts, 5, temperature=0, eos_token_id=[])
+    assert [list(r) for r in zip(*traced)] == eager
