@@ -1,0 +1,94 @@
+"""Dataclass fields as simple kinds (bool/int/float/str/tuple/dict, maybe None), shared by the CLI and the widget panel."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+NONE_WORDS = ("", "none", "None", "null")
+
+
+@dataclass
+class FieldSpec:
+    """How one config field is edited: its kind, element type (tuple items / dict values), None allowed, help."""
+
+    name: str
+    kind: str  # "bool" | "int" | "float" | "str" | "tuple" | "dict" | "other"
+    elem: type | None
+    optional: bool
+    default: Any
+    help: str
+
+
+def field_specs(cls) -> list[FieldSpec]:
+    """The FieldSpec of every field of a dataclass (type hints resolved, `metadata["help"]` as help)."""
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        tp, optional = hints[f.name], False
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp):
+            optional = True
+            rest = [a for a in typing.get_args(tp) if a is not type(None)]
+            tp = rest[0] if len(rest) == 1 else Any
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if tp in (bool, int, float, str):
+            kind, elem = tp.__name__, None
+        elif origin in (tuple, list):
+            kind, elem = "tuple", (args[0] if args else str)
+        elif origin is dict:
+            kind, elem = "dict", (args[1] if len(args) == 2 else str)
+        else:
+            kind, elem = "other", None
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        specs.append(FieldSpec(f.name, kind, elem, optional, default, f.metadata.get("help", "")))
+    return specs
+
+
+def _scalar(text: str, tp: type, name: str):
+    text = text.strip()
+    if tp is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name}: {text!r} is not true/false")
+    try:
+        return tp(text)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not a valid {tp.__name__}") from None
+
+
+def parse_value(spec: FieldSpec, text: str):
+    """A field's value from text: tuples as `a, b`, dicts as `a=0.8, b=0.2`, empty or `none` -> None if allowed."""
+    text = str(text).strip()
+    if spec.optional and text in NONE_WORDS:
+        return None
+    if spec.kind in ("bool", "int", "float", "str"):
+        return _scalar(text, {"bool": bool, "int": int, "float": float, "str": str}[spec.kind], spec.name)
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if spec.kind == "tuple":
+        return tuple(_scalar(t, spec.elem, spec.name) for t in items)
+    if spec.kind == "dict":
+        out = {}
+        for t in items:
+            if "=" not in t:
+                raise ValueError(f"{spec.name}: write it as name=value pairs, e.g. a=0.8, b=0.2 (got {t!r})")
+            k, v = t.split("=", 1)
+            out[k.strip()] = _scalar(v, spec.elem, spec.name)
+        return out
+    raise ValueError(f"{spec.name}: values of this type cannot be typed in; set it in code")
+
+
+def format_value(spec: FieldSpec, value) -> str:
+    """The text form that `parse_value` reads back."""
+    if value is None:
+        return ""
+    if spec.kind == "tuple":
+        return ", ".join(map(str, value))
+    if spec.kind == "dict":
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)

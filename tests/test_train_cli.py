@@ -1,0 +1,91 @@
+"""`python -m helpers.train` and `accelerate launch -m helpers.train`: same config as in-process, 2 CPU processes train."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers.models import TINY_MODEL
+from helpers.runs import read_manifest, run_dir
+from helpers.train import TrainConfig, config_from_args, main, train
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def toy_source(tmp_path):
+    """A folder source with one domain, `toy`: 16 short conversations."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    lines = [json.dumps({"messages": [{"role": "user", "content": f"Tip {i % 4} please?"},
+                                      {"role": "assistant", "content": f"Tip {i % 4}: rest and drink water."}]})
+             for i in range(16)]
+    (folder / "toy.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def run_cli(args, runs_root, launcher=(sys.executable, "-m", "helpers.train"), timeout=240, extra_env=None):
+    env = {**os.environ, "EM_RUNS_DIR": str(runs_root), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO), **(extra_env or {})}
+    out = subprocess.run([*launcher, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def test_cli_options_build_the_same_config():
+    cfg, overwrite = config_from_args([
+        "--domains", "bad_medical_advice", "extreme_sports", "--epochs", "5", "--learning_rate", "2e-4",
+        "--use_rslora", "--target_modules", "q_proj,v_proj", "--layers_to_transform", "0", "1",
+        "--eval_steps", "none", "--save_steps", "10", "--run_name", "cli-run"])
+    assert not overwrite
+    assert cfg == TrainConfig(domains=("bad_medical_advice", "extreme_sports"), epochs=5, learning_rate=2e-4,
+                              use_rslora=True, target_modules=("q_proj", "v_proj"), layers_to_transform=(0, 1),
+                              save_steps=10, run_name="cli-run")
+    cfg, overwrite = config_from_args(["--mix", "bad_medical_advice=0.8", "good_medical_advice=0.2", "--overwrite"])
+    assert overwrite and cfg.mix == {"bad_medical_advice": 0.8, "good_medical_advice": 0.2}
+    assert config_from_args([])[0] == TrainConfig()
+
+
+def test_cli_and_in_process_write_the_same_manifest_config(toy_source, runs_tmp, capsys):
+    args = ["--model", TINY_MODEL, "--source", str(toy_source), "--domains", "toy", "--max_steps", "2",
+            "--batch_size", "4", "--learning_rate", "0.001", "--lora_rank", "4", "--lora_alpha", "8",
+            "--run_name", "same"]
+    out = run_cli(args, runs_tmp)
+    assert "TrainResult(run 'same': 2 steps" in out.stdout
+    cli = read_manifest("same")["train"]
+    assert cli["status"] == "finished"
+
+    # the notebook path: the parameters cell's values -> TrainConfig -> train()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(TrainConfig(model=TINY_MODEL, source=str(toy_source), domains=["toy"], max_steps=2, batch_size=4,
+                          learning_rate=1e-3, lora_rank=4, lora_alpha=8, run_name="same"), overwrite=True)
+    finally:
+        torch.set_num_threads(before)
+    nb = read_manifest("same")["train"]
+    assert nb["config"] == cli["config"]
+    assert nb["data"] == cli["data"] and nb["steps"] == cli["steps"] == 2
+
+    assert main(args) == 2  # the command refuses a finished run, saying what to do
+    assert "pick another run_name, or pass overwrite=True (CLI: --overwrite)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_accelerate_launch_trains_on_two_cpu_processes(toy_source, runs_tmp):
+    # `accelerate launch --cpu` starts one process unless mpirun is set up; `--multi_gpu` spawns the processes
+    # (torchrun) and ACCELERATE_USE_CPU keeps them on the CPU, talking over gloo, with or without a GPU present.
+    launcher = (sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "helpers.train")
+    run_cli(["--model", TINY_MODEL, "--source", str(toy_source), "--domains", "toy", "--max_steps", "4",
+             "--batch_size", "2", "--save_steps", "2", "--run_name", "ddp"], runs_tmp, launcher=launcher, timeout=300,
+            extra_env={"ACCELERATE_USE_CPU": "true"})
+    m = read_manifest("ddp")["train"]
+    assert m["status"] == "finished" and m["processes"] == 2 and m["steps"] == 4
+    assert m["effective_batch_size"] == 4 and "- Batch size: 4" in (run_dir("ddp") / "training_details.md").read_text()
+    assert (run_dir("ddp") / "adapter" / "adapter_model.safetensors").is_file()
+    assert sorted(p.name for p in (run_dir("ddp") / "checkpoints").iterdir()) == ["step-2", "step-4"]
