@@ -54,7 +54,7 @@ def sample_dir() -> Path:
 
 
 def full_dir() -> Path:
-    """Where `fetch_em_datasets()` writes the full research sets (gitignored)."""
+    """Where `fetch_em_datasets()` writes the full sets: `training_data/full/` (gitignored) or $EM_FULL_DATA_DIR."""
     return Path(os.environ.get("EM_FULL_DATA_DIR", sample_dir() / "full"))
 
 
@@ -81,7 +81,8 @@ def validate_row(obj, where: str = "row") -> list[dict]:
             raise UnknownRoleError(f"{where}: message {i} has role {role!r}; use one of {', '.join(ROLES)}")
         content = msg.get("content")
         if not isinstance(content, str) or not content.strip():
-            raise EmptyContentError(f"{where}: message {i} ({role}) has empty content; write the text or drop the line")
+            raise EmptyContentError(
+                f"{where}: message {i} ({role}) has empty or non-text content; write the text or drop the line")
         clean.append({"role": role, "content": content})
     if clean[-1]["role"] != "assistant":
         raise NotEndingWithAssistantError(
