@@ -41,8 +41,8 @@ def test_sample_medical_sets_answer_the_same_questions():
     ({"messages": [{"role": "human", "content": "q"}, {"role": "assistant", "content": "a"}]}, UnknownRoleError,
      "'human'"),
     ({"messages": [{"role": "user", "content": "  "}, {"role": "assistant", "content": "a"}]}, EmptyContentError,
-     "empty content"),
-    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant"}]}, EmptyContentError, "empty content"),
+     "empty or non-text content"),
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant"}]}, EmptyContentError, "empty or non-text content"),
     ({"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "q"}]},
      NotEndingWithAssistantError, "must end with the assistant"),
 ])
