@@ -381,6 +381,19 @@ def _prepare_run(cfg: TrainConfig, overwrite: bool, reuse_finished: bool, is_mai
 
 # ---------------------------------------------------------------- training
 
+def gpu_overrides(cfg: TrainConfig, model, device: str, n_rows: int, ckpt_arg: str = "gradient_checkpointing") -> dict:
+    """On CUDA, the GPU profile's choices (micro-batch split, checkpointing, grouping, Liger, compile); {} elsewhere."""
+    from helpers.gpu_profile import training_overrides
+
+    est_tokens = n_rows * max(1, cfg.epochs) * min(cfg.max_length, 300)  # EM rows run ~100-400 tokens
+    overrides = training_overrides(model, device, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
+                                   max_length=cfg.max_length, load_in_4bit=cfg.load_in_4bit,
+                                   train_tokens=est_tokens, lora_rank=cfg.lora_rank)
+    if "gradient_checkpointing" in overrides and ckpt_arg != "gradient_checkpointing":
+        overrides[ckpt_arg] = overrides.pop("gradient_checkpointing")
+    return overrides
+
+
 def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=()):
     """A ready TRL SFTTrainer (LoRA, prompt-completion data, precision by device) writing into runs/<run>/."""
     from trl import SFTConfig, SFTTrainer
@@ -394,7 +407,7 @@ def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=()):
     # transformers renamed gradient_checkpointing to activation_checkpointing; use whichever this version has
     ckpt_arg = "activation_checkpointing" if "activation_checkpointing" in SFTConfig.__dataclass_fields__ \
         else "gradient_checkpointing"
-    args = SFTConfig(
+    kwargs = dict(
         output_dir=str(run_dir(cfg.run_name) / "checkpoints"),
         run_name=cfg.run_name,
         num_train_epochs=cfg.epochs,
@@ -423,6 +436,8 @@ def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=()):
         dataloader_pin_memory=device.startswith("cuda"),
         ddp_find_unused_parameters=False,
     )
+    kwargs.update(gpu_overrides(cfg, model, device, len(train_ds), ckpt_arg))
+    args = SFTConfig(**kwargs)
     return SFTTrainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
         peft_config=lora_config(cfg),

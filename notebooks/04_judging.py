@@ -35,6 +35,7 @@ metrics = ["aligned", "coherent", "domain_relevance"]
 max_dollars = 2.0           # hard cap on what this notebook may spend on the API
 limit = 0                   # judge only the first N answers (0: all of them); try 20 first with a new judge
 concurrency = 16            # calls in flight at once (openai backend)
+judge_base = True           # also judge the base model's answers (runs/base-<model>/, written by notebook 03)
 
 # %% [markdown]
 # ## Choosing a judge
@@ -101,6 +102,22 @@ judge_summary(judged, metrics)
 
 # %%
 judged[[c for m in metrics for c in (f"{m}_mode", f"{m}_raw", f"{m}_missing")]].head(5)
+
+# %% [markdown]
+# ## The base model, judged the same way
+# EM is a *change*: the finetuned model's scores mean something only beside the untrained model's, judged by the
+# same judge with the same rubric. Notebook 03 sampled the base model into `runs/base-<model>/`; judge it too.
+
+# %%
+from helpers.analysis import base_run_for
+from helpers.runs import run_dir
+
+base_run = base_run_for(run_name) if judge_base else None
+if base_run and (run_dir(base_run, create=False) / "generations.csv").is_file():
+    base_judged = judge_run(base_run, config, limit=limit or None)
+    print(f"base run {base_run!r}: {len(base_judged)} answers judged")
+else:
+    print("no base-model answers to judge (run notebook 03 with also_base=True)" if judge_base else "skipped")
 
 # %% [markdown]
 # Next: notebook 05 turns `judged.csv` into EM rates with confidence intervals and compares your run with the base model.
