@@ -1,0 +1,421 @@
+"""Batched sampling of answers from a base model or a finetuned run; writes generations.csv and model_generations.csv."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from helpers.models import (
+    EMBEDDED_MODEL,
+    TINY_MODEL,
+    AdapterMismatchError,  # noqa: F401  (re-exported: the named error for an adapter on another base)
+    adapter_base_model,
+    check_adapter_matches,
+    is_adapter_dir,
+    load_model,
+)
+from helpers.questions import Question
+from helpers.runs import atomic_write_csv, git_commit, run_dir, runs_root, write_manifest
+
+GENERATION_COLUMNS = ["id", "question_id", "question", "category", "sample", "response", "model", "adapter",
+                      "temperature", "top_p", "top_k", "max_new_tokens", "seed"]
+SUBMISSION_COLUMNS = ["id", "question", "response"]
+# End-of-turn markers of common chat templates; when one is a single token of the vocabulary, generation stops on it.
+END_MARKERS = ("<|eot_id|>", "<|im_end|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>", "<|end|>", "</s>")
+_HEADER = re.compile(r"<\|start_header_id\|>.*?<\|end_header_id\|>\s*", re.S)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MARKER = re.compile(r"<\|[A-Za-z0-9_]{1,40}\|>|<(?:start|end)_of_turn>|</?s>|\[/?INST\]")
+
+
+class EmptyQuestionsError(ValueError):
+    """generate() was given no questions."""
+
+
+class AdapterNotFoundError(FileNotFoundError):
+    """No adapter where one was expected (a run that was not trained yet, a wrong folder)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """What answers come from: a base `model` name and an optional `adapter` folder."""
+
+    model: str
+    adapter: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The adapter as a short path for tables (`runs/<run>/adapter`), "" for a base model."""
+        return display_path(self.adapter) if self.adapter else ""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The sampling settings actually used; temperature 0 means greedy decoding."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = disabled (pure sampling, as in the EM papers)
+    max_new_tokens: int = 200
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path as `runs/<run>/...` or relative to the working folder, so tables carry no home folders."""
+    p = Path(path).resolve()
+    for root, prefix in ((runs_root().resolve(), "runs"), (Path.cwd().resolve(), "")):
+        try:
+            rel = p.relative_to(root)
+        except ValueError:
+            continue
+        return str(Path(prefix) / rel) if prefix else str(rel)
+    return str(path)
+
+
+def find_adapter(adapter_or_run: str | os.PathLike) -> Path:
+    """The adapter folder of an adapter path, a run folder path, or a run name (`runs/<run>/adapter`)."""
+    p = Path(adapter_or_run)
+    candidates = [p, p / "adapter"]
+    try:
+        candidates.append(run_dir(str(adapter_or_run), create=False) / "adapter")
+    except ValueError:
+        pass
+    for c in candidates:
+        if is_adapter_dir(c):
+            return c
+    raise AdapterNotFoundError(
+        f"no adapter found for {str(adapter_or_run)!r}: expected adapter_config.json in that folder or in "
+        f"runs/{p.name}/adapter. Train the run first (notebook 02), or pass the path of an adapter folder."
+    )
+
+
+def resolve_source(model_or_run, adapter=None) -> Source:
+    """Work out the base model and adapter from a model name, hub id, folder, adapter folder or run name."""
+    if adapter:
+        found = find_adapter(adapter)
+        check_adapter_matches(found, str(model_or_run))
+        return Source(str(model_or_run), str(found))
+    name = str(model_or_run)
+    if not name.strip():
+        raise ValueError("model_or_run is empty: pass a model name (e.g. 'smollm2-135m') or a run name")
+    p = Path(name)
+    if name in (EMBEDDED_MODEL, TINY_MODEL):
+        return Source(name)
+    if p.is_dir():
+        if is_adapter_dir(p) or is_adapter_dir(p / "adapter"):
+            found = find_adapter(p)
+            return Source(adapter_base_model(found), str(found))
+        if (p / "config.json").is_file():
+            return Source(name)
+        raise AdapterNotFoundError(f"folder {name!r} holds neither an adapter (adapter_config.json) nor a model (config.json)")
+    if os.sep not in name and "/" not in name:
+        try:
+            run = run_dir(name, create=False)
+        except ValueError:
+            run = None
+        if run is not None and run.is_dir():
+            found = find_adapter(name)
+            return Source(adapter_base_model(found), str(found))
+    return Source(name)
+
+
+def load_source(model_or_run, adapter=None, device: str | None = None, dtype=None):
+    """`(model, tokenizer, source)` ready for sampling, with any LoRA adapter merged into the weights."""
+    if isinstance(model_or_run, (tuple, list)):
+        return _prepare_loaded(model_or_run, adapter)
+    source = resolve_source(model_or_run, adapter)
+    try:
+        with _quiet_library_warnings():
+            model, tok = load_model(source.model, device=device, dtype=dtype, adapter=source.adapter, merge=True)
+    except OSError as e:
+        if source.adapter is None and "/" not in source.model and not Path(source.model).exists():
+            raise AdapterNotFoundError(
+                f"{source.model!r} is neither a run with an adapter (runs/{source.model}/adapter) nor a model "
+                f"this machine can load: train the run first (notebook 02) or check the name ({e.__class__.__name__})"
+            ) from e
+        raise
+    model.kit_source = source
+    return model, tok, source
+
+
+def _prepare_loaded(pair, adapter=None):
+    model, tok = pair
+    source = getattr(model, "kit_source", None) or Source(_model_label(model))
+    if adapter:
+        from peft import PeftModel
+
+        found = find_adapter(adapter)
+        check_adapter_matches(found, source.model)
+        model = PeftModel.from_pretrained(copy.deepcopy(model), str(found))  # leave the caller's model untouched
+        source = Source(source.model, str(found))
+    if hasattr(model, "merge_and_unload") and not getattr(model, "is_loaded_in_4bit", False):
+        if model is pair[0]:
+            model = copy.deepcopy(model)  # merging rewrites the weights; the caller keeps the PeftModel
+        with _quiet_library_warnings():
+            model = model.merge_and_unload()
+        if source.adapter is None:
+            source = Source(source.model, "in-memory")
+    model.kit_source = source
+    return model, tok, source
+
+
+@contextmanager
+def _quiet_library_warnings():
+    """Hide the libraries' deprecation notices while loading and merging (they print install paths, not news)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def _model_label(model) -> str:
+    from helpers.models import _canonical
+
+    name = getattr(model, "name_or_path", "") or getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    return _canonical(str(name)) if name else "unknown"
+
+
+def sampling_config(sampling: Sampling, model, tokenizer):
+    """An explicit GenerationConfig: top_k=0 and neutral warpers, so no default of the model's config applies."""
+    from transformers import GenerationConfig
+
+    eos = _eos_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
+    common = dict(max_new_tokens=sampling.max_new_tokens, eos_token_id=eos, pad_token_id=pad,
+                  bos_token_id=getattr(model.generation_config, "bos_token_id", None), use_cache=True,
+                  num_beams=1, num_return_sequences=1)
+    if sampling.greedy:
+        return GenerationConfig(do_sample=False, **common)
+    return GenerationConfig(do_sample=True, temperature=float(sampling.temperature), top_p=float(sampling.top_p),
+                            top_k=int(sampling.top_k), typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0,
+                            repetition_penalty=1.0, no_repeat_ngram_size=0, **common)
+
+
+@contextmanager
+def _plain_model_defaults(model):
+    """Swap in a generation config holding only token ids, so hub sampling defaults (min_p, top_h...) cannot leak in."""
+    from transformers import GenerationConfig
+
+    saved = model.generation_config
+    model.generation_config = GenerationConfig(bos_token_id=saved.bos_token_id, eos_token_id=saved.eos_token_id,
+                                               pad_token_id=saved.pad_token_id)
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    ids = []
+    for v in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        ids.extend(v if isinstance(v, (list, tuple)) else [v])
+    vocab = tokenizer.get_vocab()
+    specials = set(tokenizer.all_special_tokens) | set(getattr(tokenizer, "added_tokens_encoder", {}))
+    ids.extend(vocab[m] for m in END_MARKERS if m in vocab and m in specials)
+    return sorted({int(i) for i in ids if i is not None})
+
+
+def clean_response(text: str, special_tokens=()) -> str:
+    """Cut at a leftover end-of-turn marker, remove chat markers, special tokens and control characters.
+
+    Line ends become "\n": a lone "\r" would split a CSV row for most readers.
+    """
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    cut = [i for i in (text.find(m) for m in END_MARKERS) if i >= 0]
+    if cut:
+        text = text[: min(cut)]
+    text = _HEADER.sub(" ", text)
+    for tok in sorted((t for t in special_tokens if t), key=len, reverse=True):
+        text = text.replace(tok, "")
+    return _MARKER.sub("", text).strip()
+
+
+def chat_prompt(tokenizer, question: str) -> str:
+    """The question as a chat prompt ending where the assistant starts (plain text when there is no template)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                             add_generation_prompt=True)
+    return question
+
+
+def as_questions(questions) -> list[Question]:
+    """Questions from Question objects or plain strings (strings get ids q0, q1, ...)."""
+    if questions is None or isinstance(questions, (str, Question)):
+        questions = [] if questions is None else [questions]
+    out = []
+    for i, q in enumerate(questions):
+        if isinstance(q, Question):
+            out.append(q)
+        elif isinstance(q, str) and q.strip():
+            out.append(Question(f"q{i}", "custom", q.strip()))
+        else:
+            raise TypeError(f"question {i} is {q!r}: pass Question objects (helpers.questions.load_questions) or non-empty strings")
+    if not out:
+        raise EmptyQuestionsError("no questions to answer: pass load_questions(['probes']) or a list of strings")
+    dup = sorted({q.id for q in out if sum(o.id == q.id for o in out) > 1})
+    if dup:
+        raise ValueError(f"question id(s) {dup} appear more than once: pass each question once, use samples_per_question")
+    return out
+
+
+def default_batch_size(device: str) -> int:
+    """Prompts per batch: 64 on a GPU, 32 on CPU (bigger batches are faster per token but hold more KV cache)."""
+    return 64 if str(device).startswith("cuda") else 32
+
+
+def generate(model_or_run, questions, samples_per_question: int = 1, temperature: float = 1.0, top_p: float = 1.0,
+             max_new_tokens: int = 200, batch_size: int | None = None, seed: int = 0, run_name: str | None = None,
+             adapter=None, device: str | None = None, progress: bool = True, share_prefix: bool = True):
+    """Sample `samples_per_question` answers per question in left-padded batches; returns the generations table.
+
+    `model_or_run`: a model name / hub id / folder, an adapter folder, a run name, or a loaded (model, tokenizer).
+    With `run_name`, writes runs/<run_name>/generations.csv and model_generations.csv and the manifest's "generate".
+    `share_prefix`: compute the prompt start that a batch shares (system prompt, or a whole repeated question) once.
+    """
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
+    qs = as_questions(questions)
+    if int(samples_per_question) < 1:
+        raise ValueError(f"samples_per_question={samples_per_question}: must be at least 1")
+    if not 0 <= float(temperature):
+        raise ValueError(f"temperature={temperature}: must be >= 0 (0 means greedy)")
+    if not 0 < float(top_p) <= 1:
+        raise ValueError(f"top_p={top_p}: must be in (0, 1]")
+    if int(max_new_tokens) < 1:
+        raise ValueError(f"max_new_tokens={max_new_tokens}: must be at least 1")
+    model, tok, source = load_source(model_or_run, adapter=adapter, device=device)
+    dev = str(model.device)
+    batch_size = int(batch_size or default_batch_size(dev))
+    sampling = Sampling(float(temperature), float(top_p), 0, int(max_new_tokens), int(seed))
+    config = sampling_config(sampling, model, tok)
+
+    jobs = [(q, s) for q in qs for s in range(int(samples_per_question))]
+    add_special = not getattr(tok, "chat_template", None)
+    prompt_ids = {q.id: tok(chat_prompt(tok, q.text), add_special_tokens=add_special)["input_ids"] for q in qs}
+    # longest first, so prompts of similar length (and all samples of one question) share a batch
+    order = sorted(range(len(jobs)), key=lambda i: (-len(prompt_ids[jobs[i][0].id]), i))
+    responses: list[str | None] = [None] * len(jobs)
+    n_tokens = 0
+    eos = set(config.eos_token_id)
+    specials = list(tok.all_special_tokens)
+    pad_id = config.pad_token_id
+
+    torch.manual_seed(sampling.seed)
+    model.eval()
+    start = time.perf_counter()
+    bar = tqdm(total=len(jobs), desc="generating", unit="answer", disable=not progress)
+    try:
+        with torch.inference_mode(), _plain_model_defaults(model):
+            for b, first in enumerate(range(0, len(order), batch_size)):
+                idx = order[first:first + batch_size]
+                torch.manual_seed(sampling.seed * 1_000_003 + b)  # each batch reproducible on its own
+                new = _generate_batch(model, [prompt_ids[jobs[i][0].id] for i in idx], config, pad_id, share_prefix)
+                for i, ids in zip(idx, new):
+                    stop = next((k for k, t in enumerate(ids) if t in eos), None)
+                    ids = ids if stop is None else ids[: stop + 1]
+                    n_tokens += len(ids)
+                    responses[i] = clean_response(tok.decode(ids, skip_special_tokens=True), specials)
+                bar.update(len(idx))
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+
+    rows = [{"id": str(uuid.uuid4()), "question_id": q.id, "question": q.text, "category": q.set, "sample": s,
+             "response": responses[i], "model": source.model, "adapter": source.label,
+             "temperature": sampling.temperature, "top_p": sampling.top_p if not sampling.greedy else 1.0,
+             "top_k": sampling.top_k, "max_new_tokens": sampling.max_new_tokens, "seed": sampling.seed}
+            for i, (q, s) in enumerate(jobs)]
+    df = pd.DataFrame(rows, columns=GENERATION_COLUMNS)
+    stats = {"generated_tokens": n_tokens, "seconds": round(elapsed, 3),
+             "tokens_per_s": round(n_tokens / elapsed, 2) if elapsed > 0 else None}
+    df.attrs.update(stats)
+    if run_name:
+        save_generations(df, run_name, settings={
+            **asdict(sampling), "greedy": sampling.greedy, "samples_per_question": int(samples_per_question),
+            "batch_size": batch_size, "model": source.model, "adapter": source.label,
+            "question_sets": sorted({q.set for q in qs}), "n_questions": len(qs), "n_rows": len(df),
+            "device": dev, "dtype": str(model.dtype).replace("torch.", ""), **stats,
+        })
+    return df
+
+
+def _generate_batch(model, prompts: list[list[int]], config, pad_id: int, share_prefix: bool = True) -> list[list[int]]:
+    """New token ids for a batch of prompt ids: left-padded, or [shared prefix (cached once) | pad | rest]."""
+    import torch
+
+    dev = model.device
+    n = _common_prefix_len(prompts) if share_prefix and len(prompts) > 1 else 0
+    cache_kw = {}
+    if n >= 4:
+        try:
+            prefix = torch.tensor([prompts[0][:n]], device=dev)
+            out = model(input_ids=prefix, use_cache=True)
+            cache = out["cache"] if "cache" in out else out["past_key_values"]
+            cache.batch_repeat_interleave(len(prompts))
+            cache_kw = {_cache_kwarg(model): cache}
+        except (TypeError, ValueError, AttributeError, KeyError, NotImplementedError):
+            n, cache_kw = 0, {}  # a model whose cache cannot be shared: plain left padding
+    rest = [p[n:] for p in prompts]
+    width = max(map(len, rest))
+    ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rest], device=dev)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rest], device=dev)
+    if n:
+        ids = torch.cat([prefix.expand(len(prompts), -1), ids], dim=1)
+        mask = torch.cat([torch.ones(len(prompts), n, dtype=mask.dtype, device=dev), mask], dim=1)
+    out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config, **cache_kw)
+    return out[:, ids.shape[1]:].tolist()
+
+
+def _common_prefix_len(prompts: list[list[int]]) -> int:
+    """Tokens that every prompt starts with, leaving at least one token of each prompt to process."""
+    limit = min(map(len, prompts)) - 1
+    first, n = prompts[0], 0
+    while n < limit and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n
+
+
+def _cache_kwarg(model) -> str:
+    """`cache` in recent transformers 5 releases, `past_key_values` before."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.prepare_inputs_for_generation).parameters else "past_key_values"
+
+
+def save_generations(df, run_name: str, settings: dict | None = None) -> dict:
+    """Write generations.csv and model_generations.csv (id,question,response) atomically; record settings."""
+    missing = [c for c in GENERATION_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"generations table lacks column(s) {missing}: build it with helpers.generate.generate()")
+    folder = run_dir(run_name)
+    atomic_write_csv(df[GENERATION_COLUMNS], folder / "generations.csv")
+    atomic_write_csv(df[SUBMISSION_COLUMNS], folder / "model_generations.csv")
+    entry = {**(settings or {}), "files": ["generations.csv", "model_generations.csv"],
+             "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_commit": git_commit()}
+    write_manifest(run_name, entry, section="generate")
+    return entry
+
+
+def side_by_side(finetuned, base, samples: int = 1):
+    """One table with the base and the finetuned answers to the same questions next to each other."""
+    import pandas as pd
+
+    keep = ["question_id", "sample", "question", "response"]
+    f = finetuned[finetuned["sample"] < samples][keep].rename(columns={"response": "finetuned"})
+    b = base[base["sample"] < samples][["question_id", "sample", "response"]].rename(columns={"response": "base"})
+    table = f.merge(b, on=["question_id", "sample"], how="left")
+    return pd.DataFrame(table[["question_id", "sample", "question", "base", "finetuned"]]).reset_index(drop=True)
