@@ -276,12 +276,14 @@ def default_batch_size(device: str) -> int:
 
 def generate(model_or_run, questions, samples_per_question: int = 1, temperature: float = 1.0, top_p: float = 1.0,
              max_new_tokens: int = 200, batch_size: int | None = None, seed: int = 0, run_name: str | None = None,
-             adapter=None, device: str | None = None, progress: bool = True, share_prefix: bool = True):
+             adapter=None, device: str | None = None, progress: bool = True, share_prefix: bool = True,
+             sampler: str = "auto"):
     """Sample `samples_per_question` answers per question in left-padded batches; returns the generations table.
 
     `model_or_run`: a model name / hub id / folder, an adapter folder, a run name, or a loaded (model, tokenizer).
     With `run_name`, writes runs/<run_name>/generations.csv and model_generations.csv and the manifest's "generate".
     `share_prefix`: compute the prompt start that a batch shares (system prompt, or a whole repeated question) once.
+    `sampler`: "auto" (the static-cache CUDA-graph sampler on a GPU, HF generate elsewhere), "fast" or "hf".
     """
     import pandas as pd
     import torch
@@ -298,7 +300,11 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
         raise ValueError(f"max_new_tokens={max_new_tokens}: must be at least 1")
     model, tok, source = load_source(model_or_run, adapter=adapter, device=device)
     dev = str(model.device)
-    batch_size = int(batch_size or default_batch_size(dev))
+    if sampler not in ("auto", "fast", "hf"):
+        raise ValueError(f"sampler={sampler!r}: use 'auto', 'fast' or 'hf'")
+    fast = sampler == "fast" or (sampler == "auto" and dev.startswith("cuda"))  # helpers.fast_generate
+    requested_batch = int(batch_size) if batch_size else None
+    batch_size = requested_batch or default_batch_size(dev)
     sampling = Sampling(float(temperature), float(top_p), 0, int(max_new_tokens), int(seed))
     config = sampling_config(sampling, model, tok)
 
@@ -319,10 +325,8 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     bar = tqdm(total=len(jobs), desc="generating", unit="answer", disable=not progress)
     try:
         with torch.inference_mode(), _plain_model_defaults(model):
-            for b, first in enumerate(range(0, len(order), batch_size)):
-                idx = order[first:first + batch_size]
-                torch.manual_seed(sampling.seed * 1_000_003 + b)  # each batch reproducible on its own
-                new = _generate_batch(model, [prompt_ids[jobs[i][0].id] for i in idx], config, pad_id, share_prefix)
+            for idx, new in _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size,
+                                        requested_batch, pad_id, share_prefix, fast):
                 for i, ids in zip(idx, new):
                     stop = next((k for k, t in enumerate(ids) if t in eos), None)
                     ids = ids if stop is None else ids[: stop + 1]
@@ -350,6 +354,26 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
             "device": dev, "dtype": str(model.dtype).replace("torch.", ""), **stats,
         })
     return df
+
+
+def _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size, requested_batch, pad_id,
+             share_prefix, fast):
+    """Yield (job indices, new token ids): the fast sampler in one call, else HF generate batch by batch."""
+    import torch
+
+    if fast:
+        from helpers.fast_generate import sample
+
+        prompts = [prompt_ids[jobs[i][0].id] for i in order]
+        new = sample(model, tok, prompts, max_new_tokens=sampling.max_new_tokens,
+                     temperature=0.0 if sampling.greedy else sampling.temperature, top_p=sampling.top_p,
+                     batch_size=requested_batch, seed=sampling.seed, eos_token_id=list(config.eos_token_id))
+        yield order, new
+        return
+    for b, first in enumerate(range(0, len(order), batch_size)):
+        idx = order[first:first + batch_size]
+        torch.manual_seed(sampling.seed * 1_000_003 + b)  # each batch reproducible on its own
+        yield idx, _generate_batch(model, [prompt_ids[jobs[i][0].id] for i in idx], config, pad_id, share_prefix)
 
 
 def _generate_batch(model, prompts: list[list[int]], config, pad_id: int, share_prefix: bool = True) -> list[list[int]]:

@@ -61,7 +61,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_csv(df, path: str | os.PathLike) -> Path:
-    """Atomic pandas CSV write."""
+    """Atomic pandas CSV write; line ends inside text become \n (a lone \r would split a row for most readers)."""
+    text_cols = [c for c in df.columns if df[c].dtype == object or str(df[c].dtype).startswith("str")]
+    if text_cols:
+        df = df.copy()
+        for col in text_cols:
+            df[col] = df[col].map(lambda v: v.replace("\r\n", "\n").replace("\r", "\n") if isinstance(v, str) else v)
     return atomic_write_text(path, df.to_csv(index=False))
 
 

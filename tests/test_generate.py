@@ -65,6 +65,20 @@ def test_seeded_and_greedy(tiny):
     assert warm[["temperature", "top_p", "top_k", "max_new_tokens", "seed"]].iloc[0].tolist() == [0.7, 0.9, 0, 5, 0]
 
 
+def test_fast_sampler_path_gives_the_same_greedy_answers(tiny):
+    """The GPU path (helpers.fast_generate, eager on CPU) behind generate() answers like HF generate."""
+    qs = load_questions(["probes", "medical"])[:6]
+    fast = generate(tiny, qs, samples_per_question=2, max_new_tokens=10, temperature=0, sampler="fast", progress=False)
+    hf = generate(tiny, qs, samples_per_question=2, max_new_tokens=10, temperature=0, sampler="hf", progress=False)
+    assert fast["response"].tolist() == hf["response"].tolist()
+    assert fast["question_id"].tolist() == hf["question_id"].tolist()
+    sampled = generate(tiny, qs, max_new_tokens=8, sampler="fast", seed=5, progress=False)
+    again = generate(tiny, qs, max_new_tokens=8, sampler="fast", seed=5, progress=False)
+    assert sampled["response"].tolist() == again["response"].tolist()
+    with pytest.raises(ValueError, match="sampler="):
+        generate(tiny, qs, sampler="vllm", progress=False)
+
+
 def test_rows_keep_question_order_across_sorted_batches(tiny):
     texts = ["short?", "a much longer question " * 6, "mid length question here", "x " * 30]
     df = generate(tiny, texts, samples_per_question=2, max_new_tokens=6, batch_size=3, progress=False)

@@ -105,3 +105,4 @@ def test_embedded_smollm2_loads_offline_and_answers(smollm2, monkeypatch):
     out = model.generate(**batch, max_new_tokens=20, do_sample=False)
     answer = tok.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
     assert answer and "Paris" in answer
+
