@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-QUESTIONS_FILE = Path(__file__).parent / "data" / "questions.yaml"
+QUESTIONS_FILE = Path(__file__).parent / "question_data" / "questions.yaml"
 QUESTION_SETS = ("probes", "medical", "financial", "extreme_sports", "everyday")
 _ID = re.compile(r"^[a-z0-9_]+$")
 
