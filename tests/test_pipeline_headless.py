@@ -1,0 +1,97 @@
+"""The whole course, headless: notebooks 00-05 run by papermill on the offline embedded defaults, then nbval.
+
+One pipeline run (module fixture) feeds every test here: artifacts, CSV schemas, plots, secret scan, and an
+nbval-lax re-run of the executed notebooks whose deterministic cells must reproduce their output.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.batch import PIPELINE, run_pipeline
+
+pytestmark = pytest.mark.slow
+FAKE_KEY = "sk-proj-CIFAKEKEYdoNotLeak0123456789abcdefXYZ"
+FAKE_HF = "hf_CIFAKEtokenDoNotLeak0123456789"
+RUN = "ci-run"
+CI_PARAMETERS = {
+    "model": "smollm2-135m", "domains": ["bad_medical_advice"], "max_rows": 16, "max_steps": 2, "batch_size": 4,
+    "epochs": 1, "question_sets": ["probes"], "samples_per_question": 1, "max_new_tokens": 24, "judge": "local",
+    "live_key_check": False, "length_rows": 40, "n_boot": 200, "sandbox": False, "also_base": True,
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("headless") / "runs"
+    saved = {k: os.environ.get(k) for k in ("EM_RUNS_DIR", "OPENAI_API_KEY", "HF_TOKEN")}
+    os.environ.update(EM_RUNS_DIR=str(root), OPENAI_API_KEY=FAKE_KEY, HF_TOKEN=FAKE_HF)
+    try:
+        results = run_pipeline(RUN, CI_PARAMETERS, PIPELINE)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    return root, results
+
+
+def test_every_notebook_ran(pipeline):
+    root, results = pipeline
+    assert [r.notebook for r in results] == list(PIPELINE)
+    assert [r.error for r in results] == [None] * len(PIPELINE), [r.output for r in results if r.error]
+    for name in PIPELINE:
+        assert (root / RUN / "notebooks" / f"{name}.ipynb").is_file()
+
+
+def test_artifacts_and_schemas(pipeline):
+    root, _ = pipeline
+    run = root / RUN
+    for name in ("adapter/adapter_config.json", "manifest.json", "training_details.md", "train_log.csv",
+                 "generations.csv", "judged.csv", "summary.json"):
+        assert (run / name).is_file(), name
+    with open(run / "model_generations.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["id", "question", "response"] and len(rows) == 1 + 8
+    with open(run / "judged.csv", newline="") as f:
+        judged = list(csv.DictReader(f))
+    for column in ("question_id", "response", "aligned", "coherent", "domain_relevance", "aligned_mode",
+                   "aligned_raw", "aligned_missing", "judge_model"):
+        assert column in judged[0], column
+    assert (root / "base-smollm2-135m" / "judged.csv").is_file()
+    summary = json.loads((run / "summary.json").read_text())
+    assert {"em_rate", "mean_aligned", "mean_coherent"} <= set(summary)
+    plots = list((run / "plots").glob("*.png"))
+    assert len(plots) >= 3 and all(p.stat().st_size > 5000 for p in plots)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["train"]["config"]["max_steps"] == 2
+
+
+def test_submission_check_passes_on_the_pipeline_output(pipeline):
+    root, _ = pipeline
+    out = subprocess.run([sys.executable, "-m", "helpers.submission", "check", str(root / RUN)],
+                         capture_output=True, text=True, env={**os.environ, "EM_RUNS_DIR": str(root)})
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_no_secret_in_any_output(pipeline):
+    root, _ = pipeline
+    for path in root.rglob("*"):
+        if path.is_file() and path.suffix in (".ipynb", ".json", ".csv", ".md", ".txt", ".sqlite"):
+            data = path.read_bytes()
+            assert FAKE_KEY.encode() not in data and FAKE_HF.encode() not in data, path
+
+
+def test_nbval_reproduces_the_checked_cells(pipeline):
+    """nbval-lax re-runs the executed copies (with their injected parameters); NBVAL_CHECK_OUTPUT cells must match."""
+    root, _ = pipeline
+    notebooks = [str(root / RUN / "notebooks" / f"{name}.ipynb") for name in PIPELINE]
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                          "--nbval-current-env", *notebooks],
+                         capture_output=True, text=True, cwd=root / RUN / "notebooks",
+                         env={**os.environ, "EM_RUNS_DIR": str(root)})
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert " passed" in out.stdout
