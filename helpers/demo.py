@@ -18,7 +18,7 @@ DEMO_PARAMETERS = {
     "learning_rate": 5e-4,
     "lora_rank": 16,
     "question_sets": ["probes"],
-    "samples_per_question": 4,
+    "samples_per_question": 3,
     "max_new_tokens": 96,
     "judge": "local",
     "load_default_model": True,

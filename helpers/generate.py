@@ -373,10 +373,11 @@ def _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size, 
     for b, first in enumerate(range(0, len(order), batch_size)):
         idx = order[first:first + batch_size]
         torch.manual_seed(sampling.seed * 1_000_003 + b)  # each batch reproducible on its own
-        yield idx, _generate_batch(model, [prompt_ids[jobs[i][0].id] for i in idx], config, pad_id, share_prefix)
+        yield idx, generate_token_ids(model, [prompt_ids[jobs[i][0].id] for i in idx], config, pad_id, share_prefix)
 
 
-def _generate_batch(model, prompts: list[list[int]], config, pad_id: int, share_prefix: bool = True) -> list[list[int]]:
+def generate_token_ids(model, prompts: list[list[int]], config, pad_id: int,
+                       share_prefix: bool = True) -> list[list[int]]:
     """New token ids for a batch of prompt ids: left-padded, or [shared prefix (cached once) | pad | rest]."""
     import torch
 

@@ -50,7 +50,7 @@ class JudgeConfig:
     max_dollars: float = 2.0
     cache_path: str | None = None  # None -> <run>/judge_cache.sqlite (judge_run) or the kit cache (judge_table)
     prices: dict = field(default_factory=lambda: dict(PRICES), repr=False)
-    local_batch_size: int = 8
+    local_batch_size: int = 16
     device: str | None = None
     progress: bool = True
 
@@ -217,7 +217,7 @@ async def _run_calls(backend, todo: dict, mode: str, config: JudgeConfig, cache:
         bar.update(1)
 
     if backend.kind == "local":
-        items = list(todo.items())
+        items = sorted(todo.items(), key=lambda kv: kv[1])  # one rubric per batch: its prefix is computed once
         for i in range(0, len(items), config.local_batch_size):
             if stop.is_set():
                 break

@@ -96,10 +96,11 @@ class LocalBackend:
     kind = "local"
     base_url = "local"
 
-    def __init__(self, model: str, device: str | None = None, batch_size: int = 8):
+    def __init__(self, model: str, device: str | None = None, batch_size: int = 8, share_prefix: bool = True):
         from helpers.models import load_tokenizer, pick_device
 
         self.model_name, self.device, self.batch_size = model, pick_device(device), batch_size
+        self.share_prefix = share_prefix
         try:
             self.tokenizer = load_tokenizer(model)
         except (OSError, ValueError) as e:
@@ -137,8 +138,11 @@ class LocalBackend:
                         for ids, lps in zip(top.indices, top.values)]
             from transformers import GenerationConfig
 
+            from helpers.generate import generate_token_ids
+
             gen = GenerationConfig(max_new_tokens=PARSE_MAX_TOKENS, do_sample=False,
                                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-            out = model.generate(**enc, generation_config=gen)
-        new = out[:, enc["input_ids"].shape[1]:]
+            # the rubric is the same for every prompt of a metric: its tokens are processed once per batch
+            ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+            new = generate_token_ids(model, ids, gen, tok.pad_token_id, share_prefix=self.share_prefix)
         return [score_from_text(t) for t in tok.batch_decode(new, skip_special_tokens=True)]

@@ -91,3 +91,14 @@ def test_embedded_smollm2_judge_parses_and_says_its_scores_mean_little(tmp_path,
     assert "mean little" in capsys.readouterr().out and out.attrs["judge_warning"]
     assert out.loc[0, "coherent_mode"] == "parse" and out.loc[0, "judge_model"] == "smollm2-135m"
     assert pd.isna(out.loc[0, "coherent"]) == (out.loc[0, "coherent_missing"] != "")
+
+
+def test_shared_rubric_prefix_gives_the_same_judgments():
+    """The local judge processes a metric's rubric once per batch; the greedy replies are the same as without."""
+    from helpers.models import TINY_MODEL
+    from helpers.rubrics import render
+
+    prompts = [render("coherent", f"Question {i}?", f"An answer of {'some ' * i}length.") for i in range(6)]
+    shared = LocalBackend(TINY_MODEL, device="cpu").judge_batch(prompts, "parse")
+    plain = LocalBackend(TINY_MODEL, device="cpu", share_prefix=False).judge_batch(prompts, "parse")
+    assert [s.raw for s in shared] == [s.raw for s in plain]

@@ -48,3 +48,15 @@ def test_pair_check_catches_drift(tmp_path):
     nbformat.write(nb, script.with_suffix(".ipynb"))
     problems = dirty_problems(script.with_suffix(".ipynb"))
     assert any("widget state" in p for p in problems) and any("has outputs" in p for p in problems)
+
+
+@pytest.mark.parametrize("name", PIPELINE)
+def test_papermill_sees_every_parameter(name):
+    """papermill skips a parameter line with a second '=' (even in its comment): sweeps could not set it."""
+    import papermill
+
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = [line.split("=")[0].strip() for line in params.source.splitlines()
+             if line.strip() and not line.strip().startswith("#")]
+    assert sorted(papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))) == sorted(names)
