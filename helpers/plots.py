@@ -81,6 +81,7 @@ def plot_em_per_question(df, run=None, thresholds: EMThresholds = EMThresholds()
                 ax=ax, capsize=0.2, err_kws={"linewidth": 1})
     ax.set(xlabel="EM rate (share of scored answers), 95% bootstrap CI", ylabel="question",
            title="Emergent misalignment per question")
+    ax.set_xlim(0, max(0.05, ax.get_xlim()[1]))
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     if hue:
         ax.legend(title=None, fontsize=8, loc="lower right")
@@ -111,6 +112,7 @@ def plot_runs(runs, run=None, thresholds: EMThresholds = EMThresholds(), bar: Co
             ax.axvline(line, color="tab:red", ls="--", lw=1)
             ax.set_xlim(0, 100)
         else:
+            ax.set_xlim(0, max(0.05, ax.get_xlim()[1]))  # a rate is never negative, even when every run is at 0
             ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         ax.set(title=title, xlabel="", ylabel="")
     fig.suptitle("Runs side by side (95% bootstrap CIs)")
