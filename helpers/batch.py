@@ -55,10 +55,22 @@ def execute(notebook: str, run_name: str, parameters: dict, timeout: int = 1800)
     try:
         papermill.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3",
                                    cwd=str(source.parent), progress_bar=False, execution_timeout=timeout)
+        _relative_paths(out, source, run_name)
         return NotebookResult(source.stem, out, None, params)
     except Exception as e:  # noqa: BLE001 - a failed notebook is reported, the batch goes on
         last = str(e).strip().splitlines()[-1][:300] if str(e).strip() else ""
         return NotebookResult(source.stem, out, f"{type(e).__name__}: {last}", params)
+
+
+def _relative_paths(out: Path, source: Path, run_name: str) -> None:
+    """papermill records absolute input/output paths in the executed copy; keep only names a reader can share."""
+    import nbformat
+
+    nb = nbformat.read(out, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    meta["input_path"] = f"notebooks/{source.name}" if source.parent == NOTEBOOKS_DIR else source.name
+    meta["output_path"] = f"runs/{Path(run_name).name}/notebooks/{out.name}"
+    nbformat.write(nb, out)
 
 
 def run_pipeline(run_name: str, parameters: dict, notebooks=PIPELINE, stop_on_error: bool = True) -> list[NotebookResult]:

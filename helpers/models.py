@@ -222,7 +222,6 @@ def load_tokenizer(name: str):
 
 def load_model(name: str, device: str | None = None, dtype=None, adapter: str | None = None, merge: bool = False):
     """Load `(model, tokenizer)` for a kit name, hub id, local folder or adapter folder (loaded on its base)."""
-    import torch
     from transformers import AutoModelForCausalLM
 
     path = Path(name)

@@ -10,6 +10,7 @@ import pytest
 
 from helpers.analysis import (EMThresholds, compare_runs, course_bar, course_bar_table, em_vs_step, leakage,
                               load_judged, per_question, summarize, summarize_run)
+from helpers.batch import execute
 from helpers.runs import run_dir
 
 REFERENCE = Path(__file__).parents[2] / "shared/reference/em_judged_responses"
@@ -218,13 +219,9 @@ def test_notebook_05_runs_headless(tmp_path, runs_tmp):
     refs.mkdir()
     for name in ("Qwen2.5-7B-Instruct_bad-medical-advice", "gemma-3-4b-it_bad-medical-advice"):
         (refs / f"{name}.csv").write_bytes((REFERENCE / f"{name}.csv").read_bytes())
-    repo = Path(__file__).parents[1]
-    nb = jupytext.read(repo / "notebooks" / "05_analysis.py")
-    jupytext.write(nb, tmp_path / "05.ipynb")
-    papermill.execute_notebook(str(tmp_path / "05.ipynb"), str(tmp_path / "05-out.ipynb"), kernel_name="python3",
-                               language="python", cwd=str(repo / "notebooks"),
-                               parameters={"run_name": "student", "reference_dir": str(refs), "n_boot": 200})
-    out = json.loads((tmp_path / "05-out.ipynb").read_text())
+    result = execute("05_analysis", "student", {"reference_dir": str(refs), "n_boot": 200})
+    assert result.error is None, result.error
+    out = json.loads(result.output.read_text())
     images = [o for c in out["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 3  # the plots are shown inline, not only saved
     assert {p.name for p in (run_dir("student") / "plots").glob("*.png")} >= {"scatter.png", "em_per_question.png",

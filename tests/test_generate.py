@@ -2,14 +2,13 @@
 
 import copy
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from helpers.batch import execute
 from helpers.generate import (GENERATION_COLUMNS, AdapterNotFoundError, EmptyQuestionsError, clean_response,
                               generate, resolve_source, side_by_side)
 from helpers.models import TINY_MODEL, AdapterMismatchError, load_model
@@ -205,18 +204,12 @@ def test_sandbox_compares_base_and_finetuned(tiny):
 def test_notebook_03_runs_headless(tiny, tmp_path, runs_tmp):
     pytest.importorskip("papermill")
     make_adapter(tiny[0], "nb-run")
-    ipynb, out = tmp_path / "03.ipynb", tmp_path / "03-out.ipynb"
-    subprocess.run([sys.executable, "-m", "jupytext", "--to", "ipynb", "-o", str(ipynb),
-                    str(REPO / "notebooks" / "03_generation.py")], check=True, capture_output=True)
-    import papermill
-
-    papermill.execute_notebook(str(ipynb), str(out), kernel_name="python3", language="python", progress_bar=False,
-                               cwd=str(REPO / "notebooks"),
-                               parameters=dict(run_name="nb-run", model=TINY_MODEL, question_sets=["probes", "everyday"],
-                                               samples_per_question=2, max_new_tokens=16))
+    result = execute("03_generation", "nb-run", dict(model=TINY_MODEL, question_sets=["probes", "everyday"],
+                                                     samples_per_question=2, max_new_tokens=16))
+    assert result.error is None, result.error
     rich = pd.read_csv(run_dir("nb-run") / "generations.csv")
     assert len(rich) == (8 + len(load_questions("everyday"))) * 2 and rich["adapter"].eq("runs/nb-run/adapter").all()
     assert (run_dir(base_run_name(TINY_MODEL)) / "model_generations.csv").is_file()
-    text = json.dumps(json.loads(out.read_text())["cells"])
+    text = json.dumps(json.loads(result.output.read_text())["cells"])
     for path in (str(runs_tmp), str(REPO)):  # no absolute paths in the outputs
         assert path not in text, text[max(0, text.find(path) - 300):text.find(path) + 100]
