@@ -315,7 +315,7 @@ def train_original(folder: str, tok, tuned: bool = False) -> dict:
 def _integrated(train_mod) -> bool:
     """Does helpers.train apply gpu_profile itself (then the benchmark adds nothing)?"""
     try:
-        return "training_overrides" in inspect.getsource(train_mod)
+        return "gpu_plan" in inspect.getsource(train_mod)
     except (OSError, TypeError):
         return False
 
@@ -372,9 +372,57 @@ def _keep_llama_classes():
             setattr(ml, n, v)
 
 
+class Profile:
+    """torch.profiler over optimizer steps warm..warm+n: writes the top kernels to $OUT/profile.txt, returns a summary."""
+
+    def __init__(self, warm: int, n: int):
+        from transformers import TrainerCallback
+
+        self.prof, self.summary = None, {}
+        me = self
+
+        class _CB(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):
+                if state.global_step == warm and me.prof is None:
+                    from torch.profiler import ProfilerActivity, profile
+
+                    sync()
+                    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEV == "cuda" else [])
+                    me.prof = profile(activities=acts)
+                    me.prof.__enter__()
+                    me.t0 = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kw):
+                if state.global_step == warm + n and me.prof is not None and not me.summary:
+                    sync()
+                    wall = time.perf_counter() - me.t0
+                    me.prof.__exit__(None, None, None)
+                    me.summary = me.write(wall, n)
+
+        self.callback = _CB()
+
+    def write(self, wall: float, n: int) -> dict:
+        ev = self.prof.key_averages()
+        key = "self_device_time_total" if hasattr(ev[0], "self_device_time_total") else "self_cuda_time_total"
+        busy_us = sum(getattr(e, key, 0) for e in ev)
+        sort = "self_cuda_time_total" if key == "self_cuda_time_total" else "self_device_time_total"
+        table = ev.table(sort_by=sort, row_limit=45, max_name_column_width=70)
+        cpu = ev.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=70)
+        if OUT:
+            (Path(OUT) / "profile.txt").write_text(f"wall {wall:.3f} s for {n} steps; device busy {busy_us / 1e6:.3f} s\n\n"
+                                                   f"{table}\n\n{cpu}\n")
+        top = sorted(ev, key=lambda e: -getattr(e, key, 0))[:12]
+        return {"profiled_steps": n, "wall_s": round(wall, 3), "device_busy_s": round(busy_us / 1e6, 3),
+                "top_kernels_ms": {e.key[:60]: round(getattr(e, key, 0) / 1e3 / n, 2) for e in top}}
+
+
 def train_kit(folder: str, tok, batch_size: int | None = None, t4: bool = False, extra: dict | None = None,
-              warm: int | None = None, timed: int | None = None) -> dict:
-    """The kit's recipe through helpers.train.build_trainer (TRL SFTTrainer), with gpu_profile's overrides."""
+              warm: int | None = None, timed: int | None = None, compile: str = "off", upcast: bool = False,
+              profile: int = 0) -> dict:
+    """The kit's recipe through helpers.train.build_trainer (TRL SFTTrainer), with gpu_profile's overrides.
+
+    `compile`: TrainConfig.compile; `upcast=True`: keep PEFT's fp32 cast of the LoRA input (the kit skips it);
+    `profile=n`: profile n steps after the warm-up instead of timing."""
     from helpers import gpu_profile as gp
     from helpers import train as T
 
@@ -390,37 +438,43 @@ def train_kit(folder: str, tok, batch_size: int | None = None, t4: bool = False,
     steps = warm + timed
     tag = "".join(f"-{k[:6]}" for k in sorted(extra or {}))
     cfg = T.TrainConfig(model=folder, batch_size=bs, grad_accum=1, max_steps=steps, learning_rate=2e-4,
-                        lora_rank=16, lora_alpha=32, max_length=512, save_steps=100_000,
-                        run_name=f"bench-kit-{bs}{'-t4' if t4 else ''}{tag}")
+                        lora_rank=16, lora_alpha=32, max_length=512, save_steps=100_000, compile=compile,
+                        run_name=f"bench-kit-{bs}{'-t4' if t4 else ''}{tag}-{compile}{'-up' if upcast else ''}"
+                                 f"{'-prof' if profile else ''}")
     overrides = kit_overrides(folder, cfg, info)
     overrides.update(extra or {})
     messages, _ = em_like_rows(tok, bs * steps, seed=2)
     train_ds, _, _ = T.prepare_data(cfg, messages)
     integrated = _integrated(T)
     meter = Meter(warm, steps)
-    if extra and extra.get("torch_compile"):
+    prof = Profile(warm, min(profile, timed)) if profile else None
+    if compile != "off":
         torch._dynamo.reset()
-    saved_precision = T.precision_for
+    saved_precision, saved_upcast = T.precision_for, T.SKIP_LORA_INPUT_UPCAST
+    T.SKIP_LORA_INPUT_UPCAST = not upcast
     if t4 and DEV == "cuda":
         T.precision_for = lambda device: "fp16"  # a T4 has no bf16: load the weights as the T4 would
     try:
         free_memory()
         with _keep_llama_classes():
             with contextlib.nullcontext() if integrated and not extra else _sft_overrides(overrides):
-                trainer = T.build_trainer(cfg, train_ds, callbacks=[meter.callback])
+                trainer = T.build_trainer(cfg, train_ds,
+                                          callbacks=[meter.callback] + ([prof.callback] if prof else []))
             meter.accum = trainer.args.gradient_accumulation_steps
             trainer.data_collator = meter.wrap(trainer.data_collator)
             t0 = time.perf_counter()
             out = trainer.train()
             total_s = time.perf_counter() - t0
     finally:
-        T.precision_for = saved_precision
+        T.precision_for, T.SKIP_LORA_INPUT_UPCAST = saved_precision, saved_upcast
     a = trainer.args
     res = {**meter.result(), **peak_gib(), "batch": bs, "micro_batch": a.per_device_train_batch_size,
            "grad_accum": a.gradient_accumulation_steps, "bf16": a.bf16, "fp16": a.fp16,
            "gradient_checkpointing": a.gradient_checkpointing, "liger": a.use_liger_kernel,
-           "torch_compile": a.torch_compile, "sampling": getattr(a, "train_sampling_strategy", None),
+           "torch_compile": a.torch_compile, "compile": trainer.kit_speed["compile"], "lora_input_upcast": upcast,
+           "sampling": getattr(a, "train_sampling_strategy", None),
            "loss": round(out.training_loss, 3), "train_call_s": round(total_s, 1),
+           "until_timed_s": round(meter.t0 - t0, 1), **({"profile": prof.summary} if prof else {}),
            "path": "helpers.train.build_trainer (TRL SFTTrainer)",
            "overrides": "applied by train.py" if integrated and not extra else "injected by the benchmark"}
     if t4:
@@ -642,7 +696,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run on the kit's tiny model (under a minute)")
     ap.add_argument("--budget-s", type=float, default=None, help="skip variants past this many seconds (400; tiny 90)")
-    ap.add_argument("--only", default="", help="comma list of variant name prefixes to run (default: all)")
+    ap.add_argument("--variants", default="", help="comma list of variant name prefixes to run (default: all; not --only, which inductor reads from sys.argv)")
     ARGS = ap.parse_args(argv)
     if ARGS.budget_s is None:
         ARGS.budget_s = 90.0 if ARGS.tiny else 400.0
@@ -665,36 +719,42 @@ def main(argv=None):
     except Exception as e:  # the kit recipe then runs on a plain Trainer, and says so
         have_trl = False
         info["trl_missing"] = f"{type(e).__name__}: {e}"
-    liger = gp.liger_available()
     t0 = time.perf_counter()
     folder, adapter = build_model_folder()
     tok = tokenizer()
     info["model_build_s"] = round(time.perf_counter() - t0, 1)
     save_json()
     L = (lambda s: s / 6) if ARGS.tiny else (lambda s: s)
+    kit = have_trl
+    upcast = "kit recipe with PEFT's fp32 LoRA-input cast (the previous default)"
     plan = [
         ("train", "original recipe", lambda: train_original(folder, tok), L(90)),
+        ("train", "kit warm-up (the first training in a process pays the card's warm-up; not a result)",
+         (lambda: train_kit(folder, tok, warm=2, timed=25)) if kit else None, L(60)),
+        ("train", "kit recipe" + ("" if kit else " (fallback: no trl)"),
+         (lambda: train_kit(folder, tok)) if kit else (lambda: train_kit_fallback(folder, tok)), L(120)),
+        ("train", upcast, (lambda: train_kit(folder, tok, upcast=True)) if kit else None, L(90)),
+        ("train", "kit recipe (repeat)", (lambda: train_kit(folder, tok)) if kit else None, L(90)),
+        ("train", upcast + " (repeat)", (lambda: train_kit(folder, tok, upcast=True)) if kit else None, L(90)),
+        ("train", "kit recipe + compile='model' (Trainer's torch_compile)",
+         (lambda: train_kit(folder, tok, compile="model", warm=6, timed=12, extra={"pad_to_multiple_of": 64}))
+         if kit and DEV == "cuda" else None, L(180)),
+        ("profile", "kit recipe, profiled (torch.profiler, 3 steps)",
+         (lambda: train_kit(folder, tok, warm=4, timed=3, profile=3)) if kit else None, L(90)),
         ("generate", "original loop", lambda: gen_original(folder, tok), L(90)),
-        ("generate", "kit fast path (static cache + CUDA graph)", lambda: gen_kit(adapter), L(120)),
+        ("generate", "kit fast path (static cache + CUDA graph)", lambda: gen_kit(adapter, rounds=2), L(120)),
         ("check", "fast_generate correctness", lambda: gen_checks(adapter), L(60)),
+        ("t4", "T4 profile: training (fp16, 15 GiB cap)", (lambda: train_kit_t4(folder, tok)) if kit else None, L(150)),
         ("t4", "T4 profile: generation (fp16, 15 GiB cap)", lambda: gen_kit(adapter, t4=True, rounds=1), L(90)),
         ("generate", "kit fast path, eager decode (no graph)", lambda: gen_kit(adapter, mode="eager", rounds=1), L(60)),
-        ("train", "kit recipe" + ("" if have_trl else " (fallback: no trl)"),
-         (lambda: train_kit(folder, tok)) if have_trl else (lambda: train_kit_fallback(folder, tok)), L(150)),
-        ("t4", "T4 profile: training (fp16, 15 GiB cap)",
-         (lambda: train_kit_t4(folder, tok)) if have_trl else None, L(150)),
-        ("train", "kit recipe without Liger",
-         (lambda: train_kit(folder, tok, extra={"use_liger_kernel": False})) if have_trl and liger else None, L(120)),
-        ("train", "anchor's tuned plain-HF recipe (bf16, bs32, grouped; H200: 17-23k)",
-         lambda: train_original(folder, tok, tuned=True), L(90)),
-        ("train", "kit recipe, batch 64", (lambda: train_kit(folder, tok, batch_size=64, timed=12)) if have_trl and not ARGS.tiny else None, L(120)),
         ("generate", "kit fast path, torch.compile decode", (lambda: gen_kit(adapter, mode="compile", rounds=1))
          if DEV == "cuda" else None, L(180)),
-        ("train", "kit recipe + torch.compile", (lambda: train_kit(folder, tok, extra={"torch_compile": True, "pad_to_multiple_of": 64},
-                                                                   warm=6, timed=12))
-         if have_trl and DEV == "cuda" else None, L(180)),
+        ("train", "anchor's tuned plain-HF recipe (bf16, bs32, grouped; H200: 17-23k)",
+         lambda: train_original(folder, tok, tuned=True), L(90)),
+        ("train", "kit recipe, batch 64", (lambda: train_kit(folder, tok, batch_size=64, timed=12))
+         if kit and not ARGS.tiny else None, L(120)),
     ]
-    only = [s.strip() for s in ARGS.only.split(",") if s.strip()]
+    only = [s.strip() for s in ARGS.variants.split(",") if s.strip()]
     for phase, name, fn, limit in plan:
         if fn is None or (only and not any(name.startswith(o) or phase == o for o in only)):
             continue
@@ -707,7 +767,8 @@ def main(argv=None):
         orig = next((r["tokens_per_s"] for r in STATE["rows"] if r["phase"] == phase
                      and r["variant"].startswith("original") and "tokens_per_s" in r), None)
         kit = max((r["tokens_per_s"] for r in STATE["rows"] if r["phase"] == phase
-                   and r["variant"].startswith("kit") and "tokens_per_s" in r), default=None)
+                   and r["variant"].startswith("kit") and "warm-up" not in r["variant"]
+                   and "tokens_per_s" in r), default=None)
         summary[phase] = {"original": orig, "kit_best": kit, "ratio": round(kit / orig, 1) if kit and orig else None,
                           "goal_tokens_per_s_h200": goal}
     STATE["summary"] = summary

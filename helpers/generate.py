@@ -7,10 +7,11 @@ import os
 import re
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from helpers import vllm_sampler
 from helpers.models import (
     EMBEDDED_MODEL,
     TINY_MODEL,
@@ -19,9 +20,17 @@ from helpers.models import (
     check_adapter_matches,
     is_adapter_dir,
     load_model,
+    load_tokenizer,
+    resolve_model_path,
 )
 from helpers.questions import Question
-from helpers.runs import atomic_write_csv, git_commit, run_dir, runs_root, write_manifest
+from helpers.runs import (
+    atomic_write_csv,
+    git_commit,
+    run_dir,
+    runs_root,
+    write_manifest,
+)
 
 GENERATION_COLUMNS = ["id", "question_id", "question", "category", "sample", "response", "model", "adapter",
                       "temperature", "top_p", "top_k", "max_new_tokens", "seed"]
@@ -217,8 +226,13 @@ def _plain_model_defaults(model):
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
+    return _eos_ids_from(model.generation_config, tokenizer)
+
+
+def _eos_ids_from(generation_config, tokenizer) -> list[int]:
+    """End-of-answer ids: the generation config's, the tokenizer's, and chat end markers it knows."""
     ids = []
-    for v in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+    for v in (getattr(generation_config, "eos_token_id", None), tokenizer.eos_token_id):
         ids.extend(v if isinstance(v, (list, tuple)) else [v])
     vocab = tokenizer.get_vocab()
     specials = set(tokenizer.all_special_tokens) | set(getattr(tokenizer, "added_tokens_encoder", {}))
@@ -283,7 +297,8 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     `model_or_run`: a model name / hub id / folder, an adapter folder, a run name, or a loaded (model, tokenizer).
     With `run_name`, writes runs/<run_name>/generations.csv and model_generations.csv and the manifest's "generate".
     `share_prefix`: compute the prompt start that a batch shares (system prompt, or a whole repeated question) once.
-    `sampler`: "auto" (the static-cache CUDA-graph sampler on a GPU, HF generate elsewhere), "fast" or "hf".
+    `sampler`: "auto" (vLLM when installed on a GPU, else the static-cache CUDA-graph sampler on a GPU, HF generate
+    elsewhere), "vllm", "fast" or "hf". vLLM loads the model itself, so it takes a name, folder or run, not a pair.
     """
     import pandas as pd
     import torch
@@ -298,15 +313,28 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
         raise ValueError(f"top_p={top_p}: must be in (0, 1]")
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens}: must be at least 1")
-    model, tok, source = load_source(model_or_run, adapter=adapter, device=device)
-    dev = str(model.device)
-    if sampler not in ("auto", "fast", "hf"):
-        raise ValueError(f"sampler={sampler!r}: use 'auto', 'fast' or 'hf'")
+    if sampler not in ("auto", "vllm", "fast", "hf"):
+        raise ValueError(f"sampler={sampler!r}: use 'auto', 'vllm', 'fast' or 'hf'")
+    loaded = isinstance(model_or_run, (tuple, list))
+    use_vllm = sampler == "vllm" or (sampler == "auto" and not loaded and device in (None, "cuda")
+                                     and vllm_sampler.available())
+    if sampler == "vllm" and loaded:
+        raise ValueError("sampler='vllm' loads the model itself: pass a model name, folder or run name, "
+                         "not a loaded (model, tokenizer)")
+    if sampler == "vllm" and not vllm_sampler.available():
+        raise RuntimeError("sampler='vllm' needs the vllm package and a CUDA GPU (pip install vllm on a GPU "
+                           "machine); use sampler='auto' to sample without it")
+    if use_vllm:
+        model, source = None, resolve_source(model_or_run, adapter)
+        tok, dev = load_tokenizer(source.adapter or source.model), "cuda"
+    else:
+        model, tok, source = load_source(model_or_run, adapter=adapter, device=device)
+        dev = str(model.device)
     fast = sampler == "fast" or (sampler == "auto" and dev.startswith("cuda"))  # helpers.fast_generate
     requested_batch = int(batch_size) if batch_size else None
     batch_size = requested_batch or default_batch_size(dev)
     sampling = Sampling(float(temperature), float(top_p), 0, int(max_new_tokens), int(seed))
-    config = sampling_config(sampling, model, tok)
+    config = sampling_config(sampling, model if model is not None else _config_holder(source), tok)
 
     jobs = [(q, s) for q in qs for s in range(int(samples_per_question))]
     add_special = not getattr(tok, "chat_template", None)
@@ -320,13 +348,18 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     pad_id = config.pad_token_id
 
     torch.manual_seed(sampling.seed)
-    model.eval()
     start = time.perf_counter()
     bar = tqdm(total=len(jobs), desc="generating", unit="answer", disable=not progress)
+    if use_vllm:
+        batches, defaults = _vllm_batches(source, jobs, order, prompt_ids, config, sampling, progress), nullcontext()
+    else:
+        model.eval()
+        batches = _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size, requested_batch,
+                           pad_id, share_prefix, fast)
+        defaults = _plain_model_defaults(model)
     try:
-        with torch.inference_mode(), _plain_model_defaults(model):
-            for idx, new in _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size,
-                                        requested_batch, pad_id, share_prefix, fast):
+        with torch.inference_mode(), defaults:
+            for idx, new in batches:
                 for i, ids in zip(idx, new):
                     stop = next((k for k, t in enumerate(ids) if t in eos), None)
                     ids = ids if stop is None else ids[: stop + 1]
@@ -351,9 +384,33 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
             **asdict(sampling), "greedy": sampling.greedy, "samples_per_question": int(samples_per_question),
             "batch_size": batch_size, "model": source.model, "adapter": source.label,
             "question_sets": sorted({q.set for q in qs}), "n_questions": len(qs), "n_rows": len(df),
-            "device": dev, "dtype": str(model.dtype).replace("torch.", ""), **stats,
+            "device": dev, "dtype": str(model.dtype).replace("torch.", "") if model is not None else "auto (vLLM)",
+            "sampler": "vllm" if use_vllm else "fast" if fast else "hf", **stats,
         })
     return df
+
+
+def _config_holder(source):
+    """Something with the base model's generation_config (for its end-of-answer ids) without loading the weights."""
+    from types import SimpleNamespace
+
+    from transformers import GenerationConfig
+
+    try:
+        gen = GenerationConfig.from_pretrained(resolve_model_path(source.model))
+    except OSError:
+        gen = GenerationConfig()
+    return SimpleNamespace(generation_config=gen)
+
+
+def _vllm_batches(source, jobs, order, prompt_ids, config, sampling, progress):
+    """Yield (job indices, new token ids) once: every prompt in one vLLM call, the adapter as a LoRA request."""
+    prompts = [prompt_ids[jobs[i][0].id] for i in order]
+    new = vllm_sampler.sample(resolve_model_path(source.model), source.adapter, prompts,
+                              temperature=0.0 if sampling.greedy else sampling.temperature, top_p=sampling.top_p,
+                              max_new_tokens=sampling.max_new_tokens, seed=sampling.seed,
+                              eos_token_id=list(config.eos_token_id), progress=progress)
+    yield order, new
 
 
 def _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size, requested_batch, pad_id,

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 GIB = 1024 ** 3
 RESERVED_GIB = 1.5  # CUDA workspaces, the fused LM head's tiles, allocator slack
 USABLE_FRACTION = 0.9  # of total (or free) memory the plan may fill
-COMPILE_MIN_TOKENS = 20_000_000  # H200: compile took ~55 s to build and saved ~15% a step (37k -> 43k tok/s)
+COMPILE_MODES = ("auto", "off", "model")  # TrainConfig.compile; auto: the plan decides
+# auto leaves compile off: on an H200 the Trainer's compile took ~55 s to build and then ran at 35.6-43.4k tokens/s
+# in three runs, against 37-44k without it (docs/gpu.md)
 GEN_BATCH_CAP_LARGE, GEN_BATCH_CAP_SMALL = 512, 256  # sampling batch caps (>= 40 GiB cards, smaller cards)
 
 
@@ -107,9 +109,14 @@ class TrainPlan:
     group_by_length: bool
     padding_free: bool
     liger: bool
-    torch_compile: bool
+    compile: str  # "off" | "model" (the Trainer's torch_compile)
     est_peak_gib: float
     reasons: list[str] = field(default_factory=list)
+
+    @property
+    def torch_compile(self) -> bool:
+        """True when any torch.compile is used."""
+        return self.compile != "off"
 
 
 def detect(device=None) -> GpuInfo | None:
@@ -150,7 +157,8 @@ def _budget_bytes(info: GpuInfo, shape: ModelShape, trainable_bytes: int) -> flo
 
 def plan_training(info: GpuInfo, shape: ModelShape, batch_size: int, grad_accum: int = 1, max_length: int = 512,
                   liger: bool | None = None, flash_attention: bool = False, load_in_4bit: bool = False,
-                  train_tokens: int | None = None, lora_rank: int = 16) -> TrainPlan:
+                  train_tokens: int | None = None, lora_rank: int = 16, compile: str = "auto") -> TrainPlan:
+    # train_tokens: the run's estimated size, kept for decisions that depend on it (none does at present)
     """Split batch_size x grad_accum conversations per step into the largest micro-batch the card holds."""
     liger = liger_available() if liger is None else bool(liger)
     reasons = []
@@ -194,9 +202,14 @@ def plan_training(info: GpuInfo, shape: ModelShape, batch_size: int, grad_accum:
     padding_free = bool(flash_attention)
     reasons.append("padding-free batches (FlashAttention varlen)" if padding_free else
                    "length-grouped batches (padding-free needs FlashAttention, not installed)")
-    compile_ = train_tokens is not None and train_tokens >= COMPILE_MIN_TOKENS
-    reasons.append("torch.compile: " + ("on" if compile_ else
-                   f"off (pays only past ~{COMPILE_MIN_TOKENS // 1_000_000}M training tokens)"))
+    if compile not in COMPILE_MODES:
+        raise ValueError(f"compile={compile!r}: use one of {', '.join(COMPILE_MODES)}")
+    if compile == "auto":
+        compile_ = "off"
+        reasons.append("torch.compile: off (no reliable gain measured on an H200; compile='model' turns it on)")
+    else:
+        compile_ = compile
+        reasons.append(f"torch.compile: {compile} (asked for)")
     est = (weights + trainable_bytes + RESERVED_GIB * GIB
            + micro * max_length * shape.train_bytes_per_token(ckpt, use_liger)) / GIB
     return TrainPlan(precision, micro, per_step // micro, ckpt, not padding_free, padding_free, use_liger, compile_,
@@ -240,7 +253,7 @@ def plan_to_kwargs(plan: TrainPlan, model_dtype=None) -> dict:
         "gradient_accumulation_steps": plan.grad_accum,
         "gradient_checkpointing": plan.gradient_checkpointing,
         "use_liger_kernel": plan.liger,
-        "torch_compile": plan.torch_compile,
+        "torch_compile": plan.compile == "model",
         **grouping_kwargs(plan.group_by_length),
     }
     if plan.gradient_checkpointing:
@@ -250,20 +263,28 @@ def plan_to_kwargs(plan: TrainPlan, model_dtype=None) -> dict:
     return kwargs
 
 
-def training_overrides(model, device="cuda", *, batch_size: int = 8, grad_accum: int = 1, max_length: int = 512,
-                       load_in_4bit: bool = False, train_tokens: int | None = None, lora_rank: int = 16,
-                       info: GpuInfo | None = None) -> dict:
-    """SFTConfig kwargs for this GPU ({} off CUDA). Keeps batch_size x grad_accum conversations per optimizer step."""
+def plan_for_model(model, device="cuda", *, batch_size: int = 8, grad_accum: int = 1, max_length: int = 512,
+                   load_in_4bit: bool = False, train_tokens: int | None = None, lora_rank: int = 16,
+                   compile: str = "auto", info: GpuInfo | None = None) -> TrainPlan | None:
+    """The TrainPlan for this loaded model on this GPU (None off CUDA unless `info` names a card)."""
     if not str(device).startswith("cuda") and info is None:
-        return {}
+        return None
     info = info or detect(device)
     if info is None:
-        return {}
+        return None
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     attn = str(getattr(inner.config, "_attn_implementation", "") or "")
-    plan = plan_training(info, ModelShape.from_model(inner), batch_size, grad_accum, max_length,
-                         flash_attention=attn.startswith("flash") or "flash" in attn,
-                         load_in_4bit=load_in_4bit, train_tokens=train_tokens, lora_rank=lora_rank)
+    return plan_training(info, ModelShape.from_model(inner), batch_size, grad_accum, max_length,
+                         flash_attention="flash" in attn, load_in_4bit=load_in_4bit,
+                         train_tokens=train_tokens, lora_rank=lora_rank, compile=compile)
+
+
+def training_overrides(model, device="cuda", **kw) -> dict:
+    """SFTConfig kwargs for this GPU ({} off CUDA). Keeps batch_size x grad_accum conversations per optimizer step."""
+    plan = plan_for_model(model, device, **kw)
+    if plan is None:
+        return {}
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     return plan_to_kwargs(plan, next(inner.parameters()).dtype)
 
 

@@ -20,14 +20,31 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers.models import EMBEDDED_MODEL, is_adapter_dir, load_tokenizer, pick_device, resolve_model_path
-from helpers.runs import atomic_write_text, package_versions, read_manifest, git_commit, run_dir, write_manifest
+from helpers.gpu_profile import COMPILE_MODES
+from helpers.models import (
+    EMBEDDED_MODEL,
+    is_adapter_dir,
+    load_tokenizer,
+    pick_device,
+    resolve_model_path,
+)
+from helpers.runs import (
+    atomic_write_text,
+    git_commit,
+    package_versions,
+    read_manifest,
+    run_dir,
+    write_manifest,
+)
+from helpers.train_speed import skip_lora_input_upcast
 
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # What overwrite=True clears from a run folder: training outputs and everything computed from the old adapter.
 RUN_OUTPUTS = ("adapter", "checkpoints", "train_log.csv", "training_details.md", "manifest.json", "plots",
                "generations.csv", "model_generations.csv", "judged.csv", "summary.json")
 RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "training_args.bin")
+SPEED_ONLY_FIELDS = ("compile",)  # change how fast a run trains, not what it learns: a resume may change them
+SKIP_LORA_INPUT_UPCAST = True  # under AMP (helpers.train_speed); the GPU benchmark turns it off to compare
 
 
 def _f(default, help: str):
@@ -65,6 +82,7 @@ class TrainConfig:
     eval_steps: int | None = _f(None, "held-out loss every N steps (None: each epoch; needs holdout > 0)")
     holdout: float = _f(0.0, "fraction of the data held out for an eval loss (0: none)")
     logging_steps: int = _f(1, "log the loss every N steps")
+    compile: str = _f("auto", "torch.compile: auto (on a GPU, for runs long enough to pay), off, model")
 
     def __post_init__(self):
         self.validate()
@@ -98,6 +116,7 @@ class TrainConfig:
             ("eval_steps", self.eval_steps is None or self.eval_steps >= 1, "use eval_steps >= 1 or None"),
             ("logging_steps", self.logging_steps >= 1, "use logging_steps >= 1"),
             ("run_name", bool(str(self.run_name).strip()), "name the run, e.g. 'my-first-run'"),
+            ("compile", self.compile in COMPILE_MODES, f"use one of {', '.join(COMPILE_MODES)}"),
         ]
         for name, ok, fix in checks:
             if not ok:
@@ -326,7 +345,8 @@ def _checkpoint_callback(run_name: str, model: str):
 
 
 def _changed(cfg: TrainConfig, stored: dict | None) -> list[str]:
-    return sorted(k for k, v in cfg.to_dict().items() if (stored or {}).get(k) != v)
+    return sorted(k for k, v in cfg.to_dict().items()
+                  if k not in SPEED_ONLY_FIELDS and (stored or {}).get(k) != v)
 
 
 def is_finished(run_name: str) -> bool:
@@ -381,14 +401,24 @@ def _prepare_run(cfg: TrainConfig, overwrite: bool, reuse_finished: bool, is_mai
 
 # ---------------------------------------------------------------- training
 
-def gpu_overrides(cfg: TrainConfig, model, device: str, n_rows: int, ckpt_arg: str = "gradient_checkpointing") -> dict:
-    """On CUDA, the GPU profile's choices (micro-batch split, checkpointing, grouping, Liger, compile); {} elsewhere."""
-    from helpers.gpu_profile import training_overrides
+def gpu_plan(cfg: TrainConfig, model, device: str, n_rows: int):
+    """On CUDA, the GPU profile's TrainPlan (micro-batch split, checkpointing, grouping, Liger, compile); else None."""
+    from helpers.gpu_profile import plan_for_model
 
-    est_tokens = n_rows * max(1, cfg.epochs) * min(cfg.max_length, 300)  # EM rows run ~100-400 tokens
-    overrides = training_overrides(model, device, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                                   max_length=cfg.max_length, load_in_4bit=cfg.load_in_4bit,
-                                   train_tokens=est_tokens, lora_rank=cfg.lora_rank)
+    steps_rows = cfg.max_steps * cfg.batch_size * cfg.grad_accum if cfg.max_steps > 0 else n_rows * cfg.epochs
+    est_tokens = steps_rows * min(cfg.max_length, 300)  # EM rows run ~100-400 tokens
+    return plan_for_model(model, device, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
+                          max_length=cfg.max_length, load_in_4bit=cfg.load_in_4bit, train_tokens=est_tokens,
+                          lora_rank=cfg.lora_rank, compile=cfg.compile)
+
+
+def gpu_overrides(plan, model, ckpt_arg: str = "gradient_checkpointing") -> dict:
+    """SFTConfig kwargs of a GPU TrainPlan ({} for None), spelled for this transformers."""
+    from helpers.gpu_profile import plan_to_kwargs
+
+    if plan is None:
+        return {}
+    overrides = plan_to_kwargs(plan, next(model.parameters()).dtype)
     if "gradient_checkpointing" in overrides and ckpt_arg != "gradient_checkpointing":
         overrides[ckpt_arg] = overrides.pop("gradient_checkpointing")
     return overrides
@@ -436,14 +466,21 @@ def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=()):
         dataloader_pin_memory=device.startswith("cuda"),
         ddp_find_unused_parameters=False,
     )
-    kwargs.update(gpu_overrides(cfg, model, device, len(train_ds), ckpt_arg))
+    plan = gpu_plan(cfg, model, device, len(train_ds))
+    compile_mode = plan.compile if plan is not None else ("off" if cfg.compile == "auto" else cfg.compile)
+    kwargs.update(gpu_overrides(plan, model, ckpt_arg))
+    kwargs["torch_compile"] = compile_mode == "model"
     args = SFTConfig(**kwargs)
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
         peft_config=lora_config(cfg),
         callbacks=[LossLogCallback(cfg.run_name), LiveLossPlot(f"Training loss · {cfg.run_name}"),
                    _checkpoint_callback(cfg.run_name, cfg.model), *callbacks],
     )
+    if SKIP_LORA_INPUT_UPCAST and precision in ("bf16", "fp16") and not cfg.load_in_4bit:
+        skip_lora_input_upcast(trainer.model)
+    trainer.kit_speed = {"compile": compile_mode, "gpu_plan": plan.reasons if plan is not None else None}
+    return trainer
 
 
 def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False, reuse_finished: bool = False,
@@ -457,7 +494,11 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
     from accelerate import PartialState
 
     from helpers.train_data import rows_sha256
-    from helpers.train_report import log_frame, training_details_text, write_training_details
+    from helpers.train_report import (
+        log_frame,
+        training_details_text,
+        write_training_details,
+    )
 
     cfg = cfg or TrainConfig()
     cfg.validate()
@@ -494,7 +535,8 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
     trainer = build_trainer(cfg, train_ds, eval_ds, callbacks)
     trainable, total = trainer.model.get_nb_trainable_parameters()
     if state.is_main_process:
-        write_manifest(cfg.run_name, {"trainable_params": trainable, "total_params": total}, section="train")
+        write_manifest(cfg.run_name, {"trainable_params": trainable, "total_params": total, **trainer.kit_speed},
+                       section="train")
     t0 = time.time()
     try:
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
