@@ -316,8 +316,8 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     if sampler not in ("auto", "vllm", "fast", "hf"):
         raise ValueError(f"sampler={sampler!r}: use 'auto', 'vllm', 'fast' or 'hf'")
     loaded = isinstance(model_or_run, (tuple, list))
-    use_vllm = sampler == "vllm" or (sampler == "auto" and not loaded and device in (None, "cuda")
-                                     and vllm_sampler.available())
+    on_gpu = device is None or str(device).startswith("cuda")
+    use_vllm = sampler == "vllm" or (sampler == "auto" and not loaded and on_gpu and vllm_sampler.available())
     if sampler == "vllm" and loaded:
         raise ValueError("sampler='vllm' loads the model itself: pass a model name, folder or run name, "
                          "not a loaded (model, tokenizer)")

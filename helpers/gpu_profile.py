@@ -157,8 +157,7 @@ def _budget_bytes(info: GpuInfo, shape: ModelShape, trainable_bytes: int) -> flo
 
 def plan_training(info: GpuInfo, shape: ModelShape, batch_size: int, grad_accum: int = 1, max_length: int = 512,
                   liger: bool | None = None, flash_attention: bool = False, load_in_4bit: bool = False,
-                  train_tokens: int | None = None, lora_rank: int = 16, compile: str = "auto") -> TrainPlan:
-    # train_tokens: the run's estimated size, kept for decisions that depend on it (none does at present)
+                  lora_rank: int = 16, compile: str = "auto") -> TrainPlan:
     """Split batch_size x grad_accum conversations per step into the largest micro-batch the card holds."""
     liger = liger_available() if liger is None else bool(liger)
     reasons = []
@@ -264,8 +263,8 @@ def plan_to_kwargs(plan: TrainPlan, model_dtype=None) -> dict:
 
 
 def plan_for_model(model, device="cuda", *, batch_size: int = 8, grad_accum: int = 1, max_length: int = 512,
-                   load_in_4bit: bool = False, train_tokens: int | None = None, lora_rank: int = 16,
-                   compile: str = "auto", info: GpuInfo | None = None) -> TrainPlan | None:
+                   load_in_4bit: bool = False, lora_rank: int = 16, compile: str = "auto",
+                   info: GpuInfo | None = None) -> TrainPlan | None:
     """The TrainPlan for this loaded model on this GPU (None off CUDA unless `info` names a card)."""
     if not str(device).startswith("cuda") and info is None:
         return None
@@ -276,7 +275,7 @@ def plan_for_model(model, device="cuda", *, batch_size: int = 8, grad_accum: int
     attn = str(getattr(inner.config, "_attn_implementation", "") or "")
     return plan_training(info, ModelShape.from_model(inner), batch_size, grad_accum, max_length,
                          flash_attention="flash" in attn, load_in_4bit=load_in_4bit,
-                         train_tokens=train_tokens, lora_rank=lora_rank, compile=compile)
+                         lora_rank=lora_rank, compile=compile)
 
 
 def training_overrides(model, device="cuda", **kw) -> dict:

@@ -82,7 +82,7 @@ class TrainConfig:
     eval_steps: int | None = _f(None, "held-out loss every N steps (None: each epoch; needs holdout > 0)")
     holdout: float = _f(0.0, "fraction of the data held out for an eval loss (0: none)")
     logging_steps: int = _f(1, "log the loss every N steps")
-    compile: str = _f("auto", "torch.compile: auto (on a GPU, for runs long enough to pay), off, model")
+    compile: str = _f("auto", "torch.compile: auto (the GPU plan decides: off, see docs/gpu.md), off, model")
 
     def __post_init__(self):
         self.validate()
@@ -401,15 +401,13 @@ def _prepare_run(cfg: TrainConfig, overwrite: bool, reuse_finished: bool, is_mai
 
 # ---------------------------------------------------------------- training
 
-def gpu_plan(cfg: TrainConfig, model, device: str, n_rows: int):
+def gpu_plan(cfg: TrainConfig, model, device: str):
     """On CUDA, the GPU profile's TrainPlan (micro-batch split, checkpointing, grouping, Liger, compile); else None."""
     from helpers.gpu_profile import plan_for_model
 
-    steps_rows = cfg.max_steps * cfg.batch_size * cfg.grad_accum if cfg.max_steps > 0 else n_rows * cfg.epochs
-    est_tokens = steps_rows * min(cfg.max_length, 300)  # EM rows run ~100-400 tokens
     return plan_for_model(model, device, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                          max_length=cfg.max_length, load_in_4bit=cfg.load_in_4bit, train_tokens=est_tokens,
-                          lora_rank=cfg.lora_rank, compile=cfg.compile)
+                          max_length=cfg.max_length, load_in_4bit=cfg.load_in_4bit, lora_rank=cfg.lora_rank,
+                          compile=cfg.compile)
 
 
 def gpu_overrides(plan, model, ckpt_arg: str = "gradient_checkpointing") -> dict:
@@ -466,7 +464,7 @@ def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=()):
         dataloader_pin_memory=device.startswith("cuda"),
         ddp_find_unused_parameters=False,
     )
-    plan = gpu_plan(cfg, model, device, len(train_ds))
+    plan = gpu_plan(cfg, model, device)
     compile_mode = plan.compile if plan is not None else ("off" if cfg.compile == "auto" else cfg.compile)
     kwargs.update(gpu_overrides(plan, model, ckpt_arg))
     kwargs["torch_compile"] = compile_mode == "model"
