@@ -405,8 +405,7 @@ class Profile:
         ev = self.prof.key_averages()
         key = "self_device_time_total" if hasattr(ev[0], "self_device_time_total") else "self_cuda_time_total"
         busy_us = sum(getattr(e, key, 0) for e in ev)
-        sort = "self_cuda_time_total" if key == "self_cuda_time_total" else "self_device_time_total"
-        table = ev.table(sort_by=sort, row_limit=45, max_name_column_width=70)
+        table = ev.table(sort_by=key, row_limit=45, max_name_column_width=70)
         cpu = ev.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=70)
         if OUT:
             (Path(OUT) / "profile.txt").write_text(f"wall {wall:.3f} s for {n} steps; device busy {busy_us / 1e6:.3f} s\n\n"

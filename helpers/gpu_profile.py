@@ -115,8 +115,8 @@ class TrainPlan:
 
     @property
     def torch_compile(self) -> bool:
-        """True when any torch.compile is used."""
-        return self.compile != "off"
+        """True when the Trainer compiles the model."""
+        return self.compile == "model"
 
 
 def detect(device=None) -> GpuInfo | None:
@@ -252,7 +252,7 @@ def plan_to_kwargs(plan: TrainPlan, model_dtype=None) -> dict:
         "gradient_accumulation_steps": plan.grad_accum,
         "gradient_checkpointing": plan.gradient_checkpointing,
         "use_liger_kernel": plan.liger,
-        "torch_compile": plan.compile == "model",
+        "torch_compile": plan.torch_compile,
         **grouping_kwargs(plan.group_by_length),
     }
     if plan.gradient_checkpointing:
