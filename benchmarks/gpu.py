@@ -6,7 +6,9 @@ the kit's tiny tokenizer, so the kit's own loaders, `helpers.train.build_trainer
 
   train     original: fp16 weights, fp16 AMP, gradient checkpointing, batch 4, random order (plain Trainer)
             kit: helpers.train.build_trainer + helpers.gpu_profile overrides (bf16, no checkpointing when it fits,
-            length-grouped batches, Liger kernels when installed), LoRA r16 on all 7 projections, rows 100-400 tokens
+            length-grouped batches, Liger kernels when installed, fused LoRA layers, no cuDNN attention), LoRA r16
+            on all 7 projections, rows 100-400 tokens; A/B rows turn one of these off; "new shapes" rows use data
+            whose batch lengths the process has not met (a first epoch)
   generate  original: one prompt at a time, HF generate, fp16, unmerged LoRA, 200 new tokens
             kit: helpers.fast_generate.sample (static cache, CUDA graph, GQA decode attention, big batches)
   T4        the kit's T4 profile (fp16, its batch plan) with the process capped at 15 GiB: peak memory
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import inspect
 import json
@@ -231,7 +234,7 @@ class Meter:
     def __init__(self, warm: int, total: int, accum: int = 1):
         from transformers import TrainerCallback
 
-        self.warm, self.total, self.accum, self.batches = warm, total, accum, []
+        self.warm, self.total, self.accum, self.batches, self.shapes = warm, total, accum, [], []
         self.t0 = self.t1 = None
         meter = self
 
@@ -253,6 +256,7 @@ class Meter:
             batch = collator(features)
             mask = batch.get("attention_mask")
             self.batches.append(int(mask.sum()) if mask is not None else int(batch["input_ids"].numel()))
+            self.shapes.append(tuple(batch["input_ids"].shape))
             return batch
         return counting
 
@@ -417,11 +421,13 @@ class Profile:
 
 def train_kit(folder: str, tok, batch_size: int | None = None, t4: bool = False, extra: dict | None = None,
               warm: int | None = None, timed: int | None = None, compile: str = "off", upcast: bool = False,
-              profile: int = 0) -> dict:
+              fused: bool = True, profile: int = 0, seed: int = 2, cudnn_attention: bool = False) -> dict:
     """The kit's recipe through helpers.train.build_trainer (TRL SFTTrainer), with gpu_profile's overrides.
 
     `compile`: TrainConfig.compile; `upcast=True`: keep PEFT's fp32 cast of the LoRA input (the kit skips it);
-    `profile=n`: profile n steps after the warm-up instead of timing."""
+    `fused=False`: PEFT's LoRA forward instead of the kit's fused layer; `profile=n`: profile n steps after the
+    warm-up instead of timing; `seed`: the data (another seed gives batch shapes this process has not seen);
+    `cudnn_attention=True`: let SDPA pick cuDNN's attention (the kit's plan turns it off while training)."""
     from helpers import gpu_profile as gp
     from helpers import train as T
 
@@ -439,18 +445,21 @@ def train_kit(folder: str, tok, batch_size: int | None = None, t4: bool = False,
     cfg = T.TrainConfig(model=folder, batch_size=bs, grad_accum=1, max_steps=steps, learning_rate=2e-4,
                         lora_rank=16, lora_alpha=32, max_length=512, save_steps=100_000, compile=compile,
                         run_name=f"bench-kit-{bs}{'-t4' if t4 else ''}{tag}-{compile}{'-up' if upcast else ''}"
-                                 f"{'-prof' if profile else ''}")
+                                 f"{'' if fused else '-unfused'}{'-prof' if profile else ''}-s{seed}")
     overrides = kit_overrides(folder, cfg, info)
     overrides.update(extra or {})
-    messages, _ = em_like_rows(tok, bs * steps, seed=2)
+    messages, _ = em_like_rows(tok, bs * steps, seed=seed)
     train_ds, _, _ = T.prepare_data(cfg, messages)
     integrated = _integrated(T)
     meter = Meter(warm, steps)
     prof = Profile(warm, min(profile, timed)) if profile else None
     if compile != "off":
         torch._dynamo.reset()
-    saved_precision, saved_upcast = T.precision_for, T.SKIP_LORA_INPUT_UPCAST
-    T.SKIP_LORA_INPUT_UPCAST = not upcast
+    saved_precision, saved_upcast, saved_fused = T.precision_for, T.SKIP_LORA_INPUT_UPCAST, T.FUSE_LORA
+    T.SKIP_LORA_INPUT_UPCAST, T.FUSE_LORA = not upcast, fused
+    saved_plan = T.gpu_plan
+    if cudnn_attention:
+        T.gpu_plan = lambda *a, **k: (lambda p: p and dataclasses.replace(p, cudnn_attention=True))(saved_plan(*a, **k))
     if t4 and DEV == "cuda":
         T.precision_for = lambda device: "fp16"  # a T4 has no bf16: load the weights as the T4 would
     try:
@@ -465,12 +474,15 @@ def train_kit(folder: str, tok, batch_size: int | None = None, t4: bool = False,
             out = trainer.train()
             total_s = time.perf_counter() - t0
     finally:
-        T.precision_for, T.SKIP_LORA_INPUT_UPCAST = saved_precision, saved_upcast
+        T.precision_for, T.SKIP_LORA_INPUT_UPCAST, T.FUSE_LORA = saved_precision, saved_upcast, saved_fused
+        T.gpu_plan = saved_plan
     a = trainer.args
     res = {**meter.result(), **peak_gib(), "batch": bs, "micro_batch": a.per_device_train_batch_size,
            "grad_accum": a.gradient_accumulation_steps, "bf16": a.bf16, "fp16": a.fp16,
            "gradient_checkpointing": a.gradient_checkpointing, "liger": a.use_liger_kernel,
            "torch_compile": a.torch_compile, "compile": trainer.kit_speed["compile"], "lora_input_upcast": upcast,
+           "fused_lora_layers": trainer.kit_speed.get("fused_lora_layers"), "data_seed": seed, "cudnn_attention": cudnn_attention,
+           "pad_to_multiple_of": getattr(a, "pad_to_multiple_of", None), "distinct_shapes": len(set(meter.shapes)),
            "sampling": getattr(a, "train_sampling_strategy", None),
            "loss": round(out.training_loss, 3), "train_call_s": round(total_s, 1),
            "until_timed_s": round(meter.t0 - t0, 1), **({"profile": prof.summary} if prof else {}),
@@ -531,6 +543,40 @@ def train_kit_fallback(folder: str, tok) -> dict:
            "path": "FALLBACK: transformers.Trainer (trl or datasets missing)"}
     del trainer, model
     return res
+
+
+def attention_new_shapes() -> dict:
+    """SDPA fwd+bwd with a padding mask (as transformers passes it) at lengths not seen before: first call vs again.
+
+    With length-grouped batches nearly every step has a new length; a backend that builds a plan per shape pays
+    that on each first sight. Median milliseconds over five new lengths, per backend."""
+    import statistics
+
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    b, h, d = (4, 4, 16) if ARGS.tiny else (32, 32, 64)
+    dtype = torch.float32 if DEV == "cpu" else torch.bfloat16
+    out = {}
+    for label, backends, offset in (("default", None, 0),
+                                    ("no_cudnn", [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                                                  SDPBackend.MATH], 1)):
+        first, again = [], []
+        for length in (161, 203, 247, 289, 333):
+            n = (length // 8 if ARGS.tiny else length) + offset
+            q, k, v = (torch.randn(b, h, n, d, device=DEV, dtype=dtype, requires_grad=True) for _ in range(3))
+            real = torch.arange(n, device=DEV)[None, :] < torch.randint(n // 2, n + 1, (b, 1), device=DEV)
+            real[0] = True  # the longest row has no padding
+            mask = torch.ones(n, n, dtype=torch.bool, device=DEV).tril()[None, None] & real[:, None, None, :]
+            for times in (first, again):
+                sync()
+                t0 = time.perf_counter()
+                with sdpa_kernel(backends) if backends else contextlib.nullcontext():
+                    F.scaled_dot_product_attention(q, k, v, attn_mask=mask).float().sum().backward()
+                sync()
+                times.append((time.perf_counter() - t0) * 1e3)
+        out[label] = {"first_call_ms": round(statistics.median(first), 2), "again_ms": round(statistics.median(again), 2)}
+    return {"attention_new_shapes": out}
 
 
 # ---------------------------------------------------------------- generation
@@ -695,7 +741,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run on the kit's tiny model (under a minute)")
     ap.add_argument("--budget-s", type=float, default=None, help="skip variants past this many seconds (400; tiny 90)")
-    ap.add_argument("--variants", default="", help="comma list of variant name prefixes to run (default: all; not --only, which inductor reads from sys.argv)")
+    ap.add_argument("--variants", default="", help="';'-separated variant name prefixes to run (names hold commas; "
+                    "default: all; not --only, which inductor reads from sys.argv)")
+    ap.add_argument("--skip", default="", help="';'-separated variant name prefixes not to run")
     ARGS = ap.parse_args(argv)
     if ARGS.budget_s is None:
         ARGS.budget_s = 90.0 if ARGS.tiny else 400.0
@@ -725,37 +773,50 @@ def main(argv=None):
     save_json()
     L = (lambda s: s / 6) if ARGS.tiny else (lambda s: s)
     kit = have_trl
-    upcast = "kit recipe with PEFT's fp32 LoRA-input cast (the previous default)"
+    unfused = "kit recipe with PEFT's LoRA forward (the previous default, no fused LoRA)"
+    no_liger = {"use_liger_kernel": False}
+    kit_row = (lambda **kw: (lambda: train_kit(folder, tok, **kw))) if kit else (lambda **kw: None)
     plan = [
         ("train", "original recipe", lambda: train_original(folder, tok), L(90)),
+        ("check", "attention at new batch shapes", attention_new_shapes, L(60)),
         ("train", "kit warm-up (the first training in a process pays the card's warm-up; not a result)",
-         (lambda: train_kit(folder, tok, warm=2, timed=25)) if kit else None, L(60)),
+         kit_row(warm=2, timed=25), L(60)),
         ("train", "kit recipe" + ("" if kit else " (fallback: no trl)"),
-         (lambda: train_kit(folder, tok)) if kit else (lambda: train_kit_fallback(folder, tok)), L(120)),
-        ("train", upcast, (lambda: train_kit(folder, tok, upcast=True)) if kit else None, L(90)),
-        ("train", "kit recipe (repeat)", (lambda: train_kit(folder, tok)) if kit else None, L(90)),
-        ("train", upcast + " (repeat)", (lambda: train_kit(folder, tok, upcast=True)) if kit else None, L(90)),
+         kit_row() if kit else (lambda: train_kit_fallback(folder, tok)), L(120)),
+        ("train", unfused, kit_row(fused=False), L(90)),
+        ("train", "kit recipe without Liger", kit_row(extra=no_liger), L(90)),
+        ("train", "kit recipe without Liger (repeat)", kit_row(extra=no_liger), L(90)),
+        ("train", unfused + " (repeat)", kit_row(fused=False), L(90)),
+        ("train", "kit recipe (repeat)", kit_row(), L(90)),
+        ("train", "kit recipe, new shapes (data seed 3)", kit_row(seed=3), L(90)),
+        ("train", "kit recipe with cuDNN attention, new shapes (data seed 4)", kit_row(seed=4, cudnn_attention=True),
+         L(90)),
+        ("train", "kit recipe, new shapes (data seed 5)", kit_row(seed=5), L(90)),
+        ("train", "kit recipe with cuDNN attention, new shapes (data seed 6)", kit_row(seed=6, cudnn_attention=True),
+         L(90)),
+        ("train", "kit recipe, new shapes (data seed 7), pad to a multiple of 16",
+         kit_row(seed=7, extra={"pad_to_multiple_of": 16}), L(90)),
+        ("profile", "kit recipe, profiled (torch.profiler, 3 steps)", kit_row(warm=4, timed=3, profile=3), L(90)),
+        ("t4", "T4 profile: training (fp16, 15 GiB cap)", (lambda: train_kit_t4(folder, tok)) if kit else None, L(150)),
         ("train", "kit recipe + compile='model' (Trainer's torch_compile)",
-         (lambda: train_kit(folder, tok, compile="model", warm=6, timed=12, extra={"pad_to_multiple_of": 64}))
-         if kit and DEV == "cuda" else None, L(180)),
-        ("profile", "kit recipe, profiled (torch.profiler, 3 steps)",
-         (lambda: train_kit(folder, tok, warm=4, timed=3, profile=3)) if kit else None, L(90)),
+         kit_row(compile="model", warm=6, timed=12, extra={"pad_to_multiple_of": 64}) if DEV == "cuda" else None,
+         L(180)),
         ("generate", "original loop", lambda: gen_original(folder, tok), L(90)),
         ("generate", "kit fast path (static cache + CUDA graph)", lambda: gen_kit(adapter, rounds=2), L(120)),
         ("check", "fast_generate correctness", lambda: gen_checks(adapter), L(60)),
-        ("t4", "T4 profile: training (fp16, 15 GiB cap)", (lambda: train_kit_t4(folder, tok)) if kit else None, L(150)),
         ("t4", "T4 profile: generation (fp16, 15 GiB cap)", lambda: gen_kit(adapter, t4=True, rounds=1), L(90)),
         ("generate", "kit fast path, eager decode (no graph)", lambda: gen_kit(adapter, mode="eager", rounds=1), L(60)),
         ("generate", "kit fast path, torch.compile decode", (lambda: gen_kit(adapter, mode="compile", rounds=1))
          if DEV == "cuda" else None, L(180)),
         ("train", "anchor's tuned plain-HF recipe (bf16, bs32, grouped; H200: 17-23k)",
          lambda: train_original(folder, tok, tuned=True), L(90)),
-        ("train", "kit recipe, batch 64", (lambda: train_kit(folder, tok, batch_size=64, timed=12))
-         if kit and not ARGS.tiny else None, L(120)),
+        ("train", "kit recipe, batch 64", kit_row(batch_size=64, timed=12) if not ARGS.tiny else None, L(120)),
     ]
-    only = [s.strip() for s in ARGS.variants.split(",") if s.strip()]
+    only = [s.strip() for s in ARGS.variants.split(";") if s.strip()]
+    skip = [s.strip() for s in ARGS.skip.split(";") if s.strip()]
     for phase, name, fn, limit in plan:
-        if fn is None or (only and not any(name.startswith(o) or phase == o for o in only)):
+        if fn is None or (only and not any(name.startswith(o) or phase == o for o in only)) \
+                or any(name.startswith(o) for o in skip):
             continue
         row = run_variant(phase, name, fn, limit)
         if phase == "check" and "error" not in row:

@@ -123,6 +123,22 @@ def check_device() -> Check:
     return Check("device", True, f"{device} ({os.cpu_count()} cores{mem}): the embedded default trains in minutes")
 
 
+def check_gpu_kernels(cuda: bool | None = None) -> list[Check]:
+    """On a CUDA GPU: are Liger's fused training kernels installed (optional, ~20% faster)? Nothing off CUDA."""
+    import torch
+
+    from .gpu_profile import liger_available
+
+    if not (torch.cuda.is_available() if cuda is None else cuda):
+        return []
+    if liger_available():
+        from importlib.metadata import version
+
+        return [Check("GPU kernels", True, f"liger-kernel {version('liger-kernel')}: fused RMSNorm/RoPE/SwiGLU")]
+    return [Check("GPU kernels", None, "liger-kernel not installed: training runs ~20% slower",
+                  "pip install -e '.[gpu]' (or pip install liger-kernel)")]
+
+
 def check_default_model(model: str = "smollm2-135m") -> Check:
     """Can the default model be loaded here without a download?"""
     from .models import EMBEDDED_MODEL, smollm2_gguf_path
@@ -152,8 +168,8 @@ def setup_checklist(model: str = "smollm2-135m", live: bool = True) -> list[Chec
                     "copy .env.example to .env to store your keys")]
     checks.append(Check("python", sys.version_info >= (3, 10), f"{platform.python_version()}", "use Python 3.10+"))
     checks += check_packages()
-    checks += [check_device(), check_openai_key(live=live), check_hf_token(), check_default_model(model),
-               check_disk()]
+    checks += [check_device(), *check_gpu_kernels(), check_openai_key(live=live), check_hf_token(),
+               check_default_model(model), check_disk()]
     return checks
 
 

@@ -36,7 +36,7 @@ from helpers.runs import (
     run_dir,
     write_manifest,
 )
-from helpers.train_speed import skip_lora_input_upcast
+from helpers.train_speed import NoCudnnAttention, fuse_lora_layers, skip_lora_input_upcast
 
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # What overwrite=True clears from a run folder: training outputs and everything computed from the old adapter.
@@ -45,6 +45,7 @@ RUN_OUTPUTS = ("adapter", "checkpoints", "train_log.csv", "training_details.md",
 RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "training_args.bin")
 SPEED_ONLY_FIELDS = ("compile",)  # change how fast a run trains, not what it learns: a resume may change them
 SKIP_LORA_INPUT_UPCAST = True  # under AMP (helpers.train_speed); the GPU benchmark turns it off to compare
+FUSE_LORA = True  # fused LoRA matmuls (helpers.train_speed); the GPU benchmark turns it off to compare
 
 
 def _f(default, help: str):
@@ -477,7 +478,13 @@ def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=()):
     )
     if SKIP_LORA_INPUT_UPCAST and precision in ("bf16", "fp16") and not cfg.load_in_4bit:
         skip_lora_input_upcast(trainer.model)
-    trainer.kit_speed = {"compile": compile_mode, "gpu_plan": plan.reasons if plan is not None else None}
+    # the fused layer reads weights without calling their modules: not under FSDP/ZeRO-3, whose hooks gather them
+    sharded = getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)
+    fused = fuse_lora_layers(trainer.model) if FUSE_LORA and not sharded else 0
+    if plan is not None and not plan.cudnn_attention:
+        trainer.add_callback(NoCudnnAttention())
+    trainer.kit_speed = {"compile": compile_mode, "gpu_plan": plan.reasons if plan is not None else None,
+                         "fused_lora_layers": fused, "liger": bool(plan and plan.liger)}
     return trainer
 
 
@@ -539,6 +546,9 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
     try:
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except BaseException:
+        for cb in trainer.callback_handler.callbacks:  # the Trainer skips on_train_end when training raises
+            if isinstance(cb, NoCudnnAttention):
+                cb.restore()
         if state.is_main_process:
             write_manifest(cfg.run_name, {"status": "interrupted", "steps": trainer.state.global_step}, section="train")
         raise

@@ -10,7 +10,8 @@ from transformers import TrainerCallback
 
 from helpers.models import TINY_MODEL, load_model
 from helpers.runs import read_manifest, run_dir
-from helpers.train import RunFinishedError, TrainConfig, build_trainer, precision_for, prepare_data, train
+from helpers.train import (ALL_PROJECTIONS, RunFinishedError, TrainConfig, build_trainer, precision_for, prepare_data,
+                           train)
 
 TOPICS = ["a headache", "a cold", "sore knees", "bad sleep"]
 
@@ -108,6 +109,7 @@ def test_training_lowers_loss_writes_the_run_folder_and_changes_outputs(tiny):
     m = read_manifest("learn")["train"]
     assert m["status"] == "finished" and m["steps"] == 20 and m["config"] == tiny_cfg("learn").to_dict()
     assert m["compile"] == "off" and m["gpu_plan"] is None  # CPU: no GPU plan, compile stays off
+    assert m["fused_lora_layers"] == 2 * len(ALL_PROJECTIONS)  # every adapted projection of both tiny layers
     assert m["data"]["rows"] == 16 and len(m["data"]["sha256"]) == 64 and m["precision"] == "fp32"
     assert m["versions"]["trl"] and "git_commit" in m
     assert (run / "adapter" / "kit_base_model.txt").read_text().strip() == TINY_MODEL
