@@ -1,6 +1,6 @@
 """Speed settings for a trainer: no fp32 copy of the LoRA input, fused LoRA matmuls, no cuDNN attention.
 
-Neither changes what is learned. Under mixed precision autocast casts PEFT's fp32 copy of the LoRA input straight back
+None of them changes what is learned. Under mixed precision autocast casts PEFT's fp32 copy of the LoRA input straight back
 to 16 bits, and the fused layer folds LoRA's scale-and-add into the matmul (cuBLAS's alpha/beta) instead of three
 full-size elementwise passes per adapted layer. cuDNN's attention builds a plan for every new batch length (~100 ms
 each on an H200), which length-grouped batches meet on nearly every step; SDPA's other kernels need none.
