@@ -2,15 +2,15 @@
 
 Model: the Llama-3.2-1B architecture with random weights (no hub access needed), saved once to a temp folder with
 the kit's tiny tokenizer, so the kit's own loaders, `helpers.train.build_trainer` (TRL SFTTrainer) and
-`helpers.fast_generate.sample` run on it exactly as they run for students.
+`helpers.generate.fast.sample` run on it exactly as they run for students.
 
   train     original: fp16 weights, fp16 AMP, gradient checkpointing, batch 4, random order (plain Trainer)
-            kit: helpers.train.build_trainer + helpers.gpu_profile overrides (bf16, no checkpointing when it fits,
+            kit: helpers.train.build_trainer + helpers.train.gpu_plan overrides (bf16, no checkpointing when it fits,
             length-grouped batches, Liger kernels when installed, fused LoRA layers, no cuDNN attention), LoRA r16
             on all 7 projections, rows 100-400 tokens; A/B rows turn one of these off; "new shapes" rows use data
             whose batch lengths the process has not met (a first epoch)
   generate  original: one prompt at a time, HF generate, fp16, unmerged LoRA, 200 new tokens
-            kit: helpers.fast_generate.sample (static cache, CUDA graph, GQA decode attention, big batches)
+            kit: helpers.generate.fast.sample (static cache, CUDA graph, GQA decode attention, big batches)
   T4        the kit's T4 profile (fp16, its batch plan) with the process capped at 15 GiB: peak memory
 Prints a table last; writes $OUT/gpu.json after every variant. `--tiny`: everything on CPU in under a minute.
 
@@ -289,7 +289,7 @@ def train_original(folder: str, tok, tuned: bool = False) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
-    from helpers.gpu_profile import grouping_kwargs
+    from helpers.train.gpu_plan import grouping_kwargs
 
     bs = 32 if tuned else 4
     warm, timed = (1, 2) if ARGS.tiny else ((5, 15) if tuned else (3, 30))
@@ -350,7 +350,7 @@ def kit_overrides(folder: str, cfg, info) -> dict:
     """The gpu_profile SFTConfig kwargs for this model folder (from its config, 16-bit weights)."""
     from transformers import AutoConfig
 
-    from helpers import gpu_profile as gp
+    from helpers.train import gpu_plan as gp
 
     shape = gp.ModelShape.from_config(AutoConfig.from_pretrained(folder), dtype_bytes=2)
     plan = gp.plan_training(info, shape, cfg.batch_size, cfg.grad_accum, cfg.max_length, lora_rank=cfg.lora_rank)
@@ -428,8 +428,8 @@ def train_kit(folder: str, tok, batch_size: int | None = None, t4: bool = False,
     `fused=False`: PEFT's LoRA forward instead of the kit's fused layer; `profile=n`: profile n steps after the
     warm-up instead of timing; `seed`: the data (another seed gives batch shapes this process has not seen);
     `cudnn_attention=True`: let SDPA pick cuDNN's attention (the kit's plan turns it off while training)."""
-    from helpers import gpu_profile as gp
-    from helpers import train as T
+    from helpers.train import gpu_plan as gp
+    from helpers.train import trainer as T
 
     info = gp.T4 if t4 else (gp.detect() or gp.H100)
     if t4:
@@ -514,7 +514,7 @@ def train_kit_fallback(folder: str, tok) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
-    from helpers import gpu_profile as gp
+    from helpers.train import gpu_plan as gp
 
     info = gp.detect() or gp.H100
     bs = gp.suggested_batch_size(info)
@@ -615,11 +615,11 @@ def _kit_model(adapter: str, dtype=None):
 
 
 def gen_kit(adapter: str, mode: str = "auto", batch: int | None = None, rounds: int = 3, t4: bool = False) -> dict:
-    """helpers.fast_generate.sample on the merged model: a first call (one batch), then a timed call of `rounds` batches.
+    """helpers.generate.fast.sample on the merged model: a first call (one batch), then a timed call of `rounds` batches.
 
     Each call captures its own graph; tokens_per_s counts that in, tokens_per_s_after_capture does not."""
-    from helpers import fast_generate as fg
-    from helpers import gpu_profile as gp
+    from helpers.generate import fast as fg
+    from helpers.train import gpu_plan as gp
 
     if t4 and DEV == "cuda":
         torch.cuda.set_per_process_memory_fraction(min(1.0, 15 * 2**30 / torch.cuda.mem_get_info()[1]))
@@ -654,7 +654,7 @@ def gen_checks(adapter: str) -> dict:
     """Correctness on the device: graph == eager (greedy, the benchmark model) and == HF generate (tiny model, fp32)."""
     from transformers import GenerationConfig
 
-    from helpers import fast_generate as fg
+    from helpers.generate import fast as fg
     from helpers.models import TINY_MODEL, load_model
 
     res = {}
@@ -753,7 +753,7 @@ def main(argv=None):
     info = STATE["info"]
     info.update(device=torch.cuda.get_device_name() if DEV == "cuda" else "cpu", tiny=ARGS.tiny, **versions())
     info["bf16_matmul_tflops"] = matmul_tflops()
-    from helpers import gpu_profile as gp
+    from helpers.train import gpu_plan as gp
 
     gi = gp.detect()
     info["gpu"] = None if gi is None else {"name": gi.name, "total_gib": round(gi.total_gib, 1),

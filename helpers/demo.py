@@ -7,7 +7,7 @@ import sys
 import time
 from datetime import datetime
 
-from .batch import PIPELINE, run_pipeline
+from .notebook_runs import PIPELINE, run_pipeline
 from .runs import run_dir
 
 # Small enough for 2 CPU cores in minutes, large enough that the finetune visibly shifts the answers.

@@ -127,7 +127,7 @@ def check_gpu_kernels(cuda: bool | None = None) -> list[Check]:
     """On a CUDA GPU: are Liger's fused training kernels installed (optional, ~20% faster)? Nothing off CUDA."""
     import torch
 
-    from .gpu_profile import liger_available
+    from .train.gpu_plan import liger_available
 
     if not (torch.cuda.is_available() if cuda is None else cuda):
         return []

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .batch import PIPELINE, run_pipeline
+from .notebook_runs import PIPELINE, run_pipeline
 from .runs import atomic_write_csv, run_dir
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers.config_fields import field_specs, format_value, parse_value
+from helpers.train.cli import field_specs, format_value, parse_value
 
 
 def config_panel(cfg, fields=None, title: str | None = None):

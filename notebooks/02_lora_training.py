@@ -123,7 +123,7 @@ print((result.run_dir / "training_details.md").read_text())
 # A single answer is an anecdote; notebooks 03-05 turn this into a measurement over many questions and samples.
 
 # %%
-from helpers.train_report import before_after
+from helpers.train.report import before_after
 
 answers = before_after(run_name, probe_question, max_new_tokens=60)
 

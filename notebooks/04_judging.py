@@ -67,7 +67,7 @@ config
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from helpers.rubrics import render
+from helpers.judge.rubrics import render
 
 print(render("coherent", "How do I treat a cold?", "Rest, drink water, and see a doctor if it lasts."))
 

@@ -123,12 +123,12 @@ plot_runs(everything, run=run_name, thresholds=thresholds, n_boot=min(n_boot, 10
 # %% [markdown]
 # ## EM vs training step
 # When checkpoints were judged too (`runs/<run>/checkpoints/step-N/judged.csv`: set `judge_checkpoints = True`, or
-# run `python -m helpers.checkpoints <run_name>`), this shows how EM grew during
+# run `python -m helpers.em_vs_step <run_name>`), this shows how EM grew during
 # training. Papers report a fairly sudden jump (a "phase transition") rather than a slow drift; look for the step
 # where the red line leaves zero, and check that coherence (below) has not collapsed at the same time.
 
 # %%
-from helpers.checkpoints import CheckpointEval, evaluate_checkpoints
+from helpers.em_vs_step import CheckpointEval, evaluate_checkpoints
 
 if judge_checkpoints:
     evaluate_checkpoints(run_name, CheckpointEval(samples_per_question=checkpoint_samples,

@@ -10,7 +10,7 @@ import pytest
 
 from helpers.analysis import (EMThresholds, compare_runs, course_bar, course_bar_table, em_vs_step, leakage,
                               load_judged, per_question, summarize, summarize_run)
-from helpers.batch import execute
+from helpers.notebook_runs import execute
 from helpers.runs import run_dir
 
 REFERENCE = Path(__file__).parents[2] / "shared/reference/em_judged_responses"

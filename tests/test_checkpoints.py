@@ -3,7 +3,7 @@
 import pytest
 from openai_fake_server import FakeOpenAIServer
 
-from helpers.checkpoints import CheckpointEval, evaluate_checkpoints
+from helpers.em_vs_step import CheckpointEval, evaluate_checkpoints
 from helpers.models import TINY_MODEL
 from helpers.train import TrainConfig, train
 

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from helpers import env, gpu_profile
+from helpers import env
+from helpers.train import gpu_plan as gpu_profile
 
 FAKE_KEY = "sk-test-THISISNOTAREALKEY0123456789abcdef"
 

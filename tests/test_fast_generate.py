@@ -1,10 +1,10 @@
-"""helpers.fast_generate.sample on the tiny Llama: same tokens as HF generate, seeded, eos per row, left padding."""
+"""helpers.generate.fast.sample on the tiny Llama: same tokens as HF generate, seeded, eos per row, left padding."""
 
 import pytest
 import torch
 from transformers import GenerationConfig
 
-from helpers import fast_generate as fg
+from helpers.generate import fast as fg
 
 
 @pytest.fixture(autouse=True)

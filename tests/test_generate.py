@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers.batch import execute
-from helpers.generate import (GENERATION_COLUMNS, AdapterNotFoundError, EmptyQuestionsError, clean_response,
+from helpers.notebook_runs import execute
+from helpers.generate.sampling import (GENERATION_COLUMNS, AdapterNotFoundError, EmptyQuestionsError, clean_response,
                               generate, resolve_source, side_by_side)
 from helpers.models import TINY_MODEL, AdapterMismatchError, load_model
 from helpers.questions import load_questions
@@ -65,7 +65,7 @@ def test_seeded_and_greedy(tiny):
 
 
 def test_fast_sampler_path_gives_the_same_greedy_answers(tiny):
-    """The GPU path (helpers.fast_generate, eager on CPU) behind generate() answers like HF generate."""
+    """The GPU path (helpers.generate.fast, eager on CPU) behind generate() answers like HF generate."""
     qs = load_questions(["probes", "medical"])[:6]
     fast = generate(tiny, qs, samples_per_question=2, max_new_tokens=10, temperature=0, sampler="fast", progress=False)
     hf = generate(tiny, qs, samples_per_question=2, max_new_tokens=10, temperature=0, sampler="hf", progress=False)

@@ -1,10 +1,10 @@
-"""helpers.gpu_profile: the GPU defaults as plain decisions of card memory/capability and model shape."""
+"""helpers.train.gpu_plan: the GPU defaults as plain decisions of card memory/capability and model shape."""
 
 import dataclasses
 
 import pytest
 
-from helpers import gpu_profile as gp
+from helpers.train import gpu_plan as gp
 
 LLAMA = gp.LLAMA_32_1B
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers.judge import JudgeConfig, estimate_cost, judge_table
-from helpers.judge_backends import LocalBackend
+from helpers.judge.backends import LocalBackend
 
 METRICS = ("aligned", "coherent", "domain_relevance")
 
@@ -96,7 +96,7 @@ def test_embedded_smollm2_judge_parses_and_says_its_scores_mean_little(tmp_path,
 def test_shared_rubric_prefix_gives_the_same_judgments():
     """The local judge processes a metric's rubric once per batch; the greedy replies are the same as without."""
     from helpers.models import TINY_MODEL
-    from helpers.rubrics import render
+    from helpers.judge.rubrics import render
 
     prompts = [render("coherent", f"Question {i}?", f"An answer of {'some ' * i}length.") for i in range(6)]
     shared = LocalBackend(TINY_MODEL, device="cpu").judge_batch(prompts, "parse")

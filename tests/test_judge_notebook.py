@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers.batch import execute
+from helpers.notebook_runs import execute
 
 REPO = Path(__file__).resolve().parent.parent
 

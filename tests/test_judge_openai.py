@@ -12,7 +12,7 @@ import pytest
 from openai_fake_server import FakeOpenAIServer
 
 from helpers.judge import JudgeBudgetError, JudgeConfig, estimate_cost, judge_run, judge_summary, judge_table
-from helpers.judge_backends import JudgeSetupError
+from helpers.judge.backends import JudgeSetupError
 from helpers.runs import run_dir
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from helpers.judge_cache import JudgeCache, cache_key
-from helpers.judge_scoring import score_from_text, score_from_top_logprobs, special_reason, token_number
-from helpers.rubrics import METRICS, RUBRICS, render
+from helpers.judge.cache import JudgeCache, cache_key
+from helpers.judge.scoring import score_from_text, score_from_top_logprobs, special_reason, token_number
+from helpers.judge.rubrics import METRICS, RUBRICS, render
 
 
 def lp(pairs):

@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.batch import PIPELINE
+from helpers.notebook_runs import PIPELINE
 from helpers.notebook_tools import dirty_problems, pair_problems
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"

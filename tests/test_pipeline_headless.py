@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from helpers.batch import PIPELINE, run_pipeline
+from helpers.notebook_runs import PIPELINE, run_pipeline
 
 pytestmark = pytest.mark.slow
 FAKE_KEY = "sk-proj-CIFAKEKEYdoNotLeak0123456789abcdefXYZ"

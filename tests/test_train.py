@@ -10,7 +10,7 @@ from transformers import TrainerCallback
 
 from helpers.models import TINY_MODEL, load_model
 from helpers.runs import read_manifest, run_dir
-from helpers.train import (ALL_PROJECTIONS, RunFinishedError, TrainConfig, build_trainer, precision_for, prepare_data,
+from helpers.train.trainer import (ALL_PROJECTIONS, RunFinishedError, TrainConfig, build_trainer, precision_for, prepare_data,
                            train)
 
 TOPICS = ["a headache", "a cold", "sore knees", "bad sleep"]

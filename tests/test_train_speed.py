@@ -6,9 +6,9 @@ import io
 import pytest
 import torch
 
-from helpers import train as T
+from helpers.train import trainer as T
 from helpers.models import TINY_MODEL, load_model
-from helpers.train_speed import fuse_lora_layers, skip_lora_input_upcast, unfuse_lora_layers
+from helpers.train.speed import fuse_lora_layers, skip_lora_input_upcast, unfuse_lora_layers
 
 
 def _lora_grads(model, ids, amp: bool = True):
@@ -87,7 +87,7 @@ def test_fused_lora_matches_peft_in_fp32():
 
 def test_fused_lora_function_gradients_are_exact():
     """float64 gradcheck with a bias, a 3-D input and a scale: the hand-written backward against finite differences."""
-    from helpers.train_speed import LoraLinearFunction
+    from helpers.train.speed import LoraLinearFunction
 
     torch.manual_seed(0)
     x = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
@@ -148,7 +148,7 @@ def test_fused_lora_leaves_other_cases_to_peft():
 
 
 def test_no_cudnn_attention_holds_only_while_training():
-    from helpers.train_speed import NoCudnnAttention
+    from helpers.train.speed import NoCudnnAttention
 
     cb, flag = NoCudnnAttention(), torch.backends.cuda.cudnn_sdp_enabled
     before = flag()

@@ -2,7 +2,7 @@
 
 Every decision is a plain function of a `GpuInfo` (name, memory, compute capability) and a `ModelShape`, so it can be
 checked for any card without one. `training_overrides(model, ...)` turns the decisions into SFTConfig keyword
-arguments; `generation_batch_size(...)` sizes `helpers.fast_generate.sample` batches.
+arguments; `generation_batch_size(...)` sizes `helpers.generate.fast.sample` batches.
 Set EM_GPU_PROFILE=t4 to plan for a 15 GiB T4 on any GPU (how the kit checks that the course fits a free Colab).
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from helpers.judge_scoring import Score, score_from_text, score_from_top_logprobs
+from helpers.judge.scoring import Score, score_from_text, score_from_top_logprobs
 
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20
@@ -138,7 +138,7 @@ class LocalBackend:
                         for ids, lps in zip(top.indices, top.values)]
             from transformers import GenerationConfig
 
-            from helpers.generate import generate_token_ids
+            from helpers.generate.sampling import generate_token_ids
 
             gen = GenerationConfig(max_new_tokens=PARSE_MAX_TOKENS, do_sample=False,
                                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)

@@ -11,7 +11,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from helpers import vllm_sampler
+from helpers.generate import vllm as vllm_sampler
 from helpers.models import (
     EMBEDDED_MODEL,
     TINY_MODEL,
@@ -330,7 +330,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     else:
         model, tok, source = load_source(model_or_run, adapter=adapter, device=device)
         dev = str(model.device)
-    fast = sampler == "fast" or (sampler == "auto" and dev.startswith("cuda"))  # helpers.fast_generate
+    fast = sampler == "fast" or (sampler == "auto" and dev.startswith("cuda"))  # helpers.generate.fast
     requested_batch = int(batch_size) if batch_size else None
     batch_size = requested_batch or default_batch_size(dev)
     sampling = Sampling(float(temperature), float(top_p), 0, int(max_new_tokens), int(seed))
@@ -419,7 +419,7 @@ def _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size, 
     import torch
 
     if fast:
-        from helpers.fast_generate import sample
+        from helpers.generate.fast import sample
 
         prompts = [prompt_ids[jobs[i][0].id] for i in order]
         new = sample(model, tok, prompts, max_new_tokens=sampling.max_new_tokens,

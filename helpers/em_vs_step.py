@@ -1,6 +1,6 @@
 """EM against training step: sample and judge every saved checkpoint of a run (the phase-transition view).
 
-`python -m helpers.checkpoints my-first-run --samples 4` or `evaluate_checkpoints("my-first-run")` from a notebook.
+`python -m helpers.em_vs_step my-first-run --samples 4` or `evaluate_checkpoints("my-first-run")` from a notebook.
 Each checkpoint gets its own generations.csv and judged.csv in runs/<run>/checkpoints/step-N/; finished steps are
 skipped on a rerun, and the judge's cache makes an interrupted one cheap to finish.
 """
@@ -60,7 +60,7 @@ def evaluate_checkpoints(run_name: str, config: CheckpointEval | None = None, st
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.checkpoints", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m helpers.em_vs_step", description=__doc__)
     parser.add_argument("run_name")
     parser.add_argument("--samples", type=int, default=4, help="samples per question at each checkpoint")
     parser.add_argument("--max-new-tokens", type=int, default=120)

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers.gpu_profile import COMPILE_MODES
+from helpers.train.gpu_plan import COMPILE_MODES
 from helpers.models import (
     EMBEDDED_MODEL,
     is_adapter_dir,
@@ -36,7 +36,7 @@ from helpers.runs import (
     run_dir,
     write_manifest,
 )
-from helpers.train_speed import NoCudnnAttention, fuse_lora_layers, skip_lora_input_upcast
+from helpers.train.speed import NoCudnnAttention, fuse_lora_layers, skip_lora_input_upcast
 
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # What overwrite=True clears from a run folder: training outputs and everything computed from the old adapter.
@@ -44,8 +44,8 @@ RUN_OUTPUTS = ("adapter", "checkpoints", "train_log.csv", "training_details.md",
                "generations.csv", "model_generations.csv", "judged.csv", "summary.json")
 RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "training_args.bin")
 SPEED_ONLY_FIELDS = ("compile",)  # change how fast a run trains, not what it learns: a resume may change them
-SKIP_LORA_INPUT_UPCAST = True  # under AMP (helpers.train_speed); the GPU benchmark turns it off to compare
-FUSE_LORA = True  # fused LoRA matmuls (helpers.train_speed); the GPU benchmark turns it off to compare
+SKIP_LORA_INPUT_UPCAST = True  # under AMP (helpers.train.speed); the GPU benchmark turns it off to compare
+FUSE_LORA = True  # fused LoRA matmuls (helpers.train.speed); the GPU benchmark turns it off to compare
 
 
 def _f(default, help: str):
@@ -153,7 +153,7 @@ class TrainResult:
         """The loss curve (saved to runs/<run>/plots/loss.png); returns the figure."""
         import matplotlib.pyplot as plt
 
-        from helpers.train_report import plot_loss
+        from helpers.train.report import plot_loss
 
         fig = plot_loss(self.log, title=f"Training loss · {self.run_name}")
         if save:
@@ -214,7 +214,7 @@ def prepare_data(cfg: TrainConfig, dataset=None):
 
     from datasets import Dataset, DatasetDict
 
-    from helpers.train_data import to_prompt_completion
+    from helpers.train.data import to_prompt_completion
 
     if dataset is None:
         from helpers.data import load_domains
@@ -240,7 +240,7 @@ def prepare_data(cfg: TrainConfig, dataset=None):
 
 def domains_text(cfg: TrainConfig, domain_rows: dict) -> str:
     """The Domains line of training_details.md: the mix, the domains trained on, or "custom data"."""
-    from helpers.train_report import format_domains
+    from helpers.train.report import format_domains
 
     if domain_rows:
         return format_domains(list(domain_rows), domain_rows if len(domain_rows) > 1 else None)
@@ -361,7 +361,7 @@ def load_result(run_name: str) -> TrainResult:
     """The TrainResult of a finished run, read back from its manifest and train_log.csv."""
     import pandas as pd
 
-    from helpers.train_report import LOG_COLUMNS
+    from helpers.train.report import LOG_COLUMNS
 
     if not is_finished(run_name):
         raise FileNotFoundError(f"run {run_name!r} has no finished training: run train() first")
@@ -404,7 +404,7 @@ def _prepare_run(cfg: TrainConfig, overwrite: bool, reuse_finished: bool, is_mai
 
 def gpu_plan(cfg: TrainConfig, model, device: str):
     """On CUDA, the GPU profile's TrainPlan (micro-batch split, checkpointing, grouping, Liger, compile); else None."""
-    from helpers.gpu_profile import plan_for_model
+    from helpers.train.gpu_plan import plan_for_model
 
     return plan_for_model(model, device, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
                           max_length=cfg.max_length, load_in_4bit=cfg.load_in_4bit, lora_rank=cfg.lora_rank,
@@ -413,7 +413,7 @@ def gpu_plan(cfg: TrainConfig, model, device: str):
 
 def gpu_overrides(plan, model, ckpt_arg: str = "gradient_checkpointing") -> dict:
     """SFTConfig kwargs of a GPU TrainPlan ({} for None), spelled for this transformers."""
-    from helpers.gpu_profile import plan_to_kwargs
+    from helpers.train.gpu_plan import plan_to_kwargs
 
     if plan is None:
         return {}
@@ -427,7 +427,7 @@ def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=()):
     """A ready TRL SFTTrainer (LoRA, prompt-completion data, precision by device) writing into runs/<run>/."""
     from trl import SFTConfig, SFTTrainer
 
-    from helpers.train_report import LiveLossPlot, LossLogCallback
+    from helpers.train.report import LiveLossPlot, LossLogCallback
 
     device = train_device()
     check_4bit(cfg, device)
@@ -498,8 +498,8 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
     """
     from accelerate import PartialState
 
-    from helpers.train_data import rows_sha256
-    from helpers.train_report import (
+    from helpers.train.data import rows_sha256
+    from helpers.train.report import (
         log_frame,
         training_details_text,
         write_training_details,
@@ -587,7 +587,7 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
 
 def build_parser() -> argparse.ArgumentParser:
     """argparse options generated from TrainConfig's fields (+ --overwrite)."""
-    from helpers.config_fields import NONE_WORDS, field_specs
+    from helpers.train.cli import NONE_WORDS, field_specs
 
     parser = argparse.ArgumentParser(prog="python -m helpers.train",
                                      description="Train a LoRA adapter into runs/<run_name>/.")
@@ -612,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(argv=None) -> tuple[TrainConfig, bool]:
     """(TrainConfig, overwrite) from command-line arguments; unset options keep TrainConfig's defaults."""
-    from helpers.config_fields import field_specs, parse_value
+    from helpers.train.cli import field_specs, parse_value
 
     ns = vars(build_parser().parse_args(argv))
     overwrite = ns.pop("overwrite")
@@ -640,6 +640,3 @@ def main(argv=None) -> int:
         print(result)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

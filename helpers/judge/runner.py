@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers.judge_backends import PARSE_MAX_TOKENS, JudgeSetupError, LocalBackend, OpenAIBackend
-from helpers.judge_cache import JudgeCache, cache_key
-from helpers.judge_scoring import Score
-from helpers.rubrics import METRICS, RUBRICS, render
+from helpers.judge.backends import PARSE_MAX_TOKENS, JudgeSetupError, LocalBackend, OpenAIBackend
+from helpers.judge.cache import JudgeCache, cache_key
+from helpers.judge.scoring import Score
+from helpers.judge.rubrics import METRICS, RUBRICS, render
 
 __all__ = ["JudgeConfig", "JudgeBudgetError", "JudgeSetupError", "estimate_cost", "judge_run", "judge_summary",
            "judge_table", "read_generations"]

@@ -1,0 +1,8 @@
+"""`python -m helpers.train --domains bad_medical_advice --epochs 5` (options = TrainConfig's fields)."""
+
+import sys
+
+from helpers.train.trainer import main
+
+if __name__ == "__main__":
+    sys.exit(main())
