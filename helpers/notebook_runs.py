@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .notebook_tools import build
 from .runs import REPO_ROOT, run_dir
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -35,8 +36,6 @@ def notebook_path(notebook: str) -> Path:
     if not path.suffix:
         path = NOTEBOOKS_DIR / f"{notebook}.ipynb"
     if not path.exists() and path.with_suffix(".py").exists():
-        from .notebook_tools import build
-
         build(path.with_suffix(".py"))
     if not path.exists():
         raise FileNotFoundError(f"notebook {notebook!r} not found in {NOTEBOOKS_DIR.name}/; known: {', '.join(PIPELINE)}")

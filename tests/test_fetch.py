@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers.data import DataError, fetch_em_datasets, load_domains, read_jsonl
-from helpers.datasets_fetch import FetchError, decrypt, extract
+from helpers.data import FetchError, decrypt, extract
 
 WHEEL = Path(__file__).parent / "fixtures" / "easy_dataset_share-0.5.0-py3-none-any.whl"
 PASSWORD = "model-organisms-em-datasets"

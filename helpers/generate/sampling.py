@@ -14,6 +14,7 @@ from pathlib import Path
 from helpers.generate import vllm as vllm_sampler
 from helpers.models import (
     EMBEDDED_MODEL,
+    _canonical,
     TINY_MODEL,
     AdapterMismatchError,  # noqa: F401  (re-exported: the named error for an adapter on another base)
     adapter_base_model,
@@ -189,8 +190,6 @@ def _quiet_library_warnings():
 
 
 def _model_label(model) -> str:
-    from helpers.models import _canonical
-
     name = getattr(model, "name_or_path", "") or getattr(getattr(model, "config", None), "_name_or_path", "") or ""
     return _canonical(str(name)) if name else "unknown"
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 
+from helpers.generate.sampling import generate_token_ids
 from helpers.judge.scoring import Score, score_from_text, score_from_top_logprobs
+from helpers.models import load_model, load_tokenizer, pick_device
 
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20
@@ -97,8 +99,6 @@ class LocalBackend:
     base_url = "local"
 
     def __init__(self, model: str, device: str | None = None, batch_size: int = 8, share_prefix: bool = True):
-        from helpers.models import load_tokenizer, pick_device
-
         self.model_name, self.device, self.batch_size = model, pick_device(device), batch_size
         self.share_prefix = share_prefix
         try:
@@ -113,8 +113,6 @@ class LocalBackend:
         return "logprob" if mode == "logprob" and self.has_number_tokens else "parse"
 
     def _model(self):
-        from helpers.models import load_model
-
         key = (self.model_name, self.device)
         if key not in _LOADED:
             _LOADED[key] = load_model(self.model_name, device=self.device)
@@ -137,8 +135,6 @@ class LocalBackend:
                 return [score_from_top_logprobs([(tok.decode([int(i)]), float(lp)) for i, lp in zip(ids, lps)])
                         for ids, lps in zip(top.indices, top.values)]
             from transformers import GenerationConfig
-
-            from helpers.generate.sampling import generate_token_ids
 
             gen = GenerationConfig(max_new_tokens=PARSE_MAX_TOKENS, do_sample=False,
                                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)

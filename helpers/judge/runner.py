@@ -15,6 +15,8 @@ from helpers.judge.backends import PARSE_MAX_TOKENS, JudgeSetupError, LocalBacke
 from helpers.judge.cache import JudgeCache, cache_key
 from helpers.judge.scoring import Score
 from helpers.judge.rubrics import METRICS, RUBRICS, render
+from helpers.models import cache_dir
+from helpers.runs import atomic_write_csv, run_dir, write_manifest
 
 __all__ = ["JudgeConfig", "JudgeBudgetError", "JudgeSetupError", "estimate_cost", "judge_run", "judge_summary",
            "judge_table", "read_generations"]
@@ -86,8 +88,6 @@ def weak_judge_warning(config: JudgeConfig) -> str | None:
 def read_generations(run_name: str, limit: int | None = None):
     """`runs/<run>/generations.csv` (or model_generations.csv) as a DataFrame, first `limit` rows if given."""
     import pandas as pd
-
-    from helpers.runs import run_dir
 
     folder = run_dir(run_name, create=False)
     path = next((folder / n for n in ("generations.csv", "model_generations.csv") if (folder / n).is_file()), None)
@@ -200,8 +200,6 @@ def estimate_cost(df, config: JudgeConfig | None = None) -> dict:
 def _cache_path(config: JudgeConfig) -> Path:
     if config.cache_path:
         return Path(config.cache_path)
-    from helpers.models import cache_dir
-
     return cache_dir() / "judge_cache.sqlite"
 
 
@@ -324,8 +322,6 @@ def judge_table(df, config: JudgeConfig | None = None):
 
 def judge_run(run_name: str, config: JudgeConfig | None = None, limit: int | None = None):
     """Judge `runs/<run>/generations.csv`, write `runs/<run>/judged.csv` atomically, and return it."""
-    from helpers.runs import atomic_write_csv, run_dir, write_manifest
-
     config = config or JudgeConfig()
     if not config.cache_path:
         config = dataclasses.replace(config, cache_path=str(run_dir(run_name) / "judge_cache.sqlite"))

@@ -10,7 +10,8 @@ from transformers import TrainerCallback
 # TRL and PEFT still call this renamed transformers method; the warning (with a site-packages path) teaches nothing.
 warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
 
-from helpers.runs import atomic_write_csv, atomic_write_text, run_dir
+from helpers.generate import generate
+from helpers.runs import atomic_write_csv, atomic_write_text, read_manifest, run_dir
 
 LOG_COLUMNS = ["step", "epoch", "loss", "learning_rate", "grad_norm", "eval_loss"]
 
@@ -154,9 +155,6 @@ def write_training_details(run_name: str, text: str):
 def before_after(run_name: str, question: str, max_new_tokens: int = 60, temperature: float = 0.0, seed: int = 0):
     """One question answered by the run's base model and by base + its adapter; prints both, returns the table."""
     import textwrap
-
-    from helpers.generate import generate
-    from helpers.runs import read_manifest
 
     base = read_manifest(run_name).get("train", {}).get("config", {}).get("model")
     adapter = run_dir(run_name, create=False) / "adapter"

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers.train.gpu_plan import COMPILE_MODES
+from helpers.data import load_domains
 from helpers.models import (
     EMBEDDED_MODEL,
     is_adapter_dir,
@@ -36,6 +36,11 @@ from helpers.runs import (
     run_dir,
     write_manifest,
 )
+from helpers.train.cli import NONE_WORDS, field_specs, parse_value
+from helpers.train.data import rows_sha256, to_prompt_completion
+from helpers.train.gpu_plan import COMPILE_MODES, plan_for_model, plan_to_kwargs
+from helpers.train.report import (LOG_COLUMNS, LiveLossPlot, LossLogCallback, format_domains, log_frame, plot_loss,
+                                  training_details_text, write_training_details)
 from helpers.train.speed import NoCudnnAttention, fuse_lora_layers, skip_lora_input_upcast
 
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -153,8 +158,6 @@ class TrainResult:
         """The loss curve (saved to runs/<run>/plots/loss.png); returns the figure."""
         import matplotlib.pyplot as plt
 
-        from helpers.train.report import plot_loss
-
         fig = plot_loss(self.log, title=f"Training loss · {self.run_name}")
         if save:
             (self.run_dir / "plots").mkdir(parents=True, exist_ok=True)
@@ -214,11 +217,7 @@ def prepare_data(cfg: TrainConfig, dataset=None):
 
     from datasets import Dataset, DatasetDict
 
-    from helpers.train.data import to_prompt_completion
-
     if dataset is None:
-        from helpers.data import load_domains
-
         dataset = load_domains(list(cfg.domains), source=cfg.source, mix=cfg.mix, max_rows=cfg.max_rows,
                                seed=cfg.seed, holdout=cfg.holdout)
     elif isinstance(dataset, list):
@@ -240,8 +239,6 @@ def prepare_data(cfg: TrainConfig, dataset=None):
 
 def domains_text(cfg: TrainConfig, domain_rows: dict) -> str:
     """The Domains line of training_details.md: the mix, the domains trained on, or "custom data"."""
-    from helpers.train.report import format_domains
-
     if domain_rows:
         return format_domains(list(domain_rows), domain_rows if len(domain_rows) > 1 else None)
     return "custom data (no domain column)"
@@ -361,8 +358,6 @@ def load_result(run_name: str) -> TrainResult:
     """The TrainResult of a finished run, read back from its manifest and train_log.csv."""
     import pandas as pd
 
-    from helpers.train.report import LOG_COLUMNS
-
     if not is_finished(run_name):
         raise FileNotFoundError(f"run {run_name!r} has no finished training: run train() first")
     info = read_manifest(run_name)["train"]
@@ -404,8 +399,6 @@ def _prepare_run(cfg: TrainConfig, overwrite: bool, reuse_finished: bool, is_mai
 
 def gpu_plan(cfg: TrainConfig, model, device: str):
     """On CUDA, the GPU profile's TrainPlan (micro-batch split, checkpointing, grouping, Liger, compile); else None."""
-    from helpers.train.gpu_plan import plan_for_model
-
     return plan_for_model(model, device, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
                           max_length=cfg.max_length, load_in_4bit=cfg.load_in_4bit, lora_rank=cfg.lora_rank,
                           compile=cfg.compile)
@@ -413,8 +406,6 @@ def gpu_plan(cfg: TrainConfig, model, device: str):
 
 def gpu_overrides(plan, model, ckpt_arg: str = "gradient_checkpointing") -> dict:
     """SFTConfig kwargs of a GPU TrainPlan ({} for None), spelled for this transformers."""
-    from helpers.train.gpu_plan import plan_to_kwargs
-
     if plan is None:
         return {}
     overrides = plan_to_kwargs(plan, next(model.parameters()).dtype)
@@ -426,8 +417,6 @@ def gpu_overrides(plan, model, ckpt_arg: str = "gradient_checkpointing") -> dict
 def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=()):
     """A ready TRL SFTTrainer (LoRA, prompt-completion data, precision by device) writing into runs/<run>/."""
     from trl import SFTConfig, SFTTrainer
-
-    from helpers.train.report import LiveLossPlot, LossLogCallback
 
     device = train_device()
     check_4bit(cfg, device)
@@ -497,13 +486,6 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
     `reuse_finished=True` returns a finished run's results instead of refusing, if its settings are the same.
     """
     from accelerate import PartialState
-
-    from helpers.train.data import rows_sha256
-    from helpers.train.report import (
-        log_frame,
-        training_details_text,
-        write_training_details,
-    )
 
     cfg = cfg or TrainConfig()
     cfg.validate()
@@ -587,8 +569,6 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
 
 def build_parser() -> argparse.ArgumentParser:
     """argparse options generated from TrainConfig's fields (+ --overwrite)."""
-    from helpers.train.cli import NONE_WORDS, field_specs
-
     parser = argparse.ArgumentParser(prog="python -m helpers.train",
                                      description="Train a LoRA adapter into runs/<run_name>/.")
     for spec in field_specs(TrainConfig):
@@ -612,8 +592,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(argv=None) -> tuple[TrainConfig, bool]:
     """(TrainConfig, overwrite) from command-line arguments; unset options keep TrainConfig's defaults."""
-    from helpers.train.cli import field_specs, parse_value
-
     ns = vars(build_parser().parse_args(argv))
     overwrite = ns.pop("overwrite")
     specs = {s.name: s for s in field_specs(TrainConfig)}
