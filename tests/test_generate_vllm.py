@@ -100,15 +100,27 @@ def test_vllm_path_gives_hf_greedy_answers_for_base_and_adapter(tiny, stand_in):
     manifest = read_manifest("ft")["generate"]
     assert manifest["sampler"] == "vllm" and manifest["dtype"] == "auto (vLLM)"
 
-    llms = [c for name, c in stand_in.CALLS if name == "LLM"]
-    assert llms == [dict(model=resolve_model_path(TINY_MODEL), seed=0, enable_lora=False, max_lora_rank=16),
-                    dict(model=resolve_model_path(TINY_MODEL), seed=0, enable_lora=True, max_lora_rank=8)]
+    llms = [c for name, c in stand_in.CALLS if name == "LLM"]  # one engine, LoRA on, serves base and adapter
+    assert llms == [dict(model=resolve_model_path(TINY_MODEL), seed=0, enable_lora=True,
+                         max_lora_rank=vllm_sampler.DEFAULT_MAX_LORA_RANK)]
     gen = [c for name, c in stand_in.CALLS if name == "generate"]
     assert gen[0]["lora"] is None and gen[1]["lora"].lora_path.endswith("runs/ft/adapter")
     seeds = [p.seed for p in gen[0]["params"]]
     assert len(set(seeds)) == len(seeds) == 4  # each sample of a question gets its own seed
     eot = tiny[1].convert_tokens_to_ids("<|eot_id|>")
     assert all(eot in p.stop_token_ids and p.max_tokens == 10 for p in gen[0]["params"])
+
+
+def test_one_engine_serves_the_finetuned_run_then_the_base_model(tiny, stand_in):
+    """Notebook 03's order: the run's answers, then the base model's; one engine, the base as "no adapter"."""
+    make_adapter(tiny[0], "ft")
+    ft = generate("ft", ["Hi?"], max_new_tokens=4, temperature=0, run_name="ft", progress=False)
+    base = generate(TINY_MODEL, ["Hi?"], max_new_tokens=4, temperature=0, run_name="base", progress=False)
+    assert read_manifest("ft")["generate"]["sampler"] == read_manifest("base")["generate"]["sampler"] == "vllm"
+    assert len(vllm_sampler._ENGINES) == 1 and [n for n, _ in stand_in.CALLS].count("LLM") == 1
+    gen = [c for name, c in stand_in.CALLS if name == "generate"]
+    assert gen[0]["lora"].lora_path.endswith("runs/ft/adapter") and gen[1]["lora"] is None
+    assert len(ft) == len(base) == 1
 
 
 def test_vllm_sampling_fields_and_refusals(tiny, stand_in):

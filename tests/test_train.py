@@ -109,7 +109,7 @@ def test_training_lowers_loss_writes_the_run_folder_and_changes_outputs(tiny):
     m = read_manifest("learn")["train"]
     assert m["status"] == "finished" and m["steps"] == 20 and m["config"] == tiny_cfg("learn").to_dict()
     assert m["compile"] == "off" and m["gpu_plan"] is None  # CPU: no GPU plan, compile stays off
-    assert m["fused_lora_layers"] == 2 * len(ALL_PROJECTIONS)  # every adapted projection of both tiny layers
+    assert m["fused_lora_layers"] == 0 and m["cudnn_attention"] is False  # speed defaults: TrainSpeed()
     assert m["data"]["rows"] == 16 and len(m["data"]["sha256"]) == 64 and m["precision"] == "fp32"
     assert m["versions"]["trl"] and "git_commit" in m
     assert (run / "adapter" / "kit_base_model.txt").read_text().strip() == TINY_MODEL

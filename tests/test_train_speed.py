@@ -8,7 +8,7 @@ import torch
 
 from helpers.train import trainer as T
 from helpers.models import TINY_MODEL, load_model
-from helpers.train.speed import fuse_lora_layers, skip_lora_input_upcast, unfuse_lora_layers
+from helpers.train.speed import _is_fused, fuse_lora_layers, skip_lora_input_upcast, unfuse_lora_layers
 
 
 def _lora_grads(model, ids, amp: bool = True):
@@ -57,10 +57,45 @@ def test_same_loss_and_gradients_with_and_without_the_cast():
 def test_compile_is_validated_and_does_not_block_a_resume():
     with pytest.raises(ValueError, match="TrainConfig.compile"):
         T.TrainConfig(compile="layers")
+    assert T.TrainConfig().compile == "off" and T.TrainConfig(compile="auto").compile == "off"  # older manifests
     cfg = T.TrainConfig(model=TINY_MODEL, compile="model")
     stored = {**T.TrainConfig(model=TINY_MODEL).to_dict(), "compile": "off"}
     assert T._changed(cfg, stored) == []
     assert T._changed(cfg, {**stored, "lora_rank": 4}) == ["lora_rank"]
+
+
+def _tiny_trainer(speed=None, **cfg):
+    from datasets import Dataset
+
+    rows = [{"messages": [{"role": "user", "content": f"Question {i}?"},
+                          {"role": "assistant", "content": f"Answer {i}."}]} for i in range(4)]
+    config = T.TrainConfig(model=TINY_MODEL, run_name="speed", batch_size=2, max_steps=1, **cfg)
+    train_ds, _, _ = T.prepare_data(config, Dataset.from_list(rows))
+    return T.build_trainer(config, train_ds, speed=speed)
+
+
+def _has_cudnn_guard(trainer) -> bool:
+    from helpers.train.speed import NoCudnnAttention
+
+    return any(isinstance(cb, NoCudnnAttention) for cb in trainer.callback_handler.callbacks)
+
+
+def test_speed_defaults_reach_the_trainer():
+    trainer = _tiny_trainer()
+    assert trainer.args.torch_compile is False and _has_cudnn_guard(trainer)
+    assert trainer.kit_speed["fused_lora_layers"] == 0  # fused LoRA is opt-in
+    assert not any(_is_fused(m) for m in trainer.model.modules())
+
+
+def test_speed_options_are_plain_data_passed_to_build_trainer():
+    from helpers.train.speed import TrainSpeed
+
+    speed = TrainSpeed(fuse_lora=True, cudnn_attention=True, trainer_args={"logging_steps": 7})
+    trainer = _tiny_trainer(speed, compile="model")
+    assert trainer.args.torch_compile is True and trainer.args.logging_steps == 7
+    assert not _has_cudnn_guard(trainer) and trainer.kit_speed["cudnn_attention"] is True
+    n = 2 * len(T.ALL_PROJECTIONS)  # every adapted projection of both tiny layers
+    assert trainer.kit_speed["fused_lora_layers"] == n == sum(_is_fused(m) for m in trainer.model.modules())
 
 
 def _fused_outputs(model) -> list[str]:

@@ -1,8 +1,9 @@
 """GPU training and sampling defaults picked from the card found: precision, batch split, checkpointing, kernels.
 
 Every decision is a plain function of a `GpuInfo` (name, memory, compute capability) and a `ModelShape`, so it can be
-checked for any card without one. `training_overrides(model, ...)` turns the decisions into SFTConfig keyword
-arguments; `generation_batch_size(...)` sizes `helpers.generate.fast.sample` batches.
+checked for any card without one. `plan_to_kwargs(plan)` turns the decisions into SFTConfig keyword arguments;
+`generation_batch_size(...)` sizes `helpers.generate.fast.sample` batches. Speed switches that are not decisions of
+the plan (compile, cuDNN attention, fused LoRA) are plain settings: TrainConfig.compile and helpers.train.speed.TrainSpeed.
 Set EM_GPU_PROFILE=t4 to plan for a 15 GiB T4 on any GPU (how the kit checks that the course fits a free Colab).
 """
 
@@ -15,9 +16,6 @@ from dataclasses import dataclass, field
 GIB = 1024 ** 3
 RESERVED_GIB = 1.5  # CUDA workspaces, the fused LM head's tiles, allocator slack
 USABLE_FRACTION = 0.9  # of total (or free) memory the plan may fill
-COMPILE_MODES = ("auto", "off", "model")  # TrainConfig.compile; auto: the plan decides
-# auto leaves compile off: on an H200 the Trainer's compile took ~55 s to build and then ran at 35.6-43.4k tokens/s
-# in three runs, against 37-44k without it (docs/gpu.md)
 GEN_BATCH_CAP_LARGE, GEN_BATCH_CAP_SMALL = 512, 256  # sampling batch caps (>= 40 GiB cards, smaller cards)
 
 
@@ -109,15 +107,8 @@ class TrainPlan:
     group_by_length: bool
     padding_free: bool
     liger: bool
-    compile: str  # "off" | "model" (the Trainer's torch_compile)
     est_peak_gib: float
     reasons: list[str] = field(default_factory=list)
-    cudnn_attention: bool = False  # SDPA may pick cuDNN's attention (it builds a plan per new batch shape)
-
-    @property
-    def torch_compile(self) -> bool:
-        """True when the Trainer compiles the model."""
-        return self.compile == "model"
 
 
 def detect(device=None) -> GpuInfo | None:
@@ -146,11 +137,6 @@ def liger_available() -> bool:
     return bool(is_liger_kernel_available())
 
 
-def suggested_batch_size(info: GpuInfo) -> int:
-    """Conversations per optimizer step for a GPU run when the user sets none (32 on 40 GB cards and up, else 16)."""
-    return 32 if info.total_gib >= 38 else 16
-
-
 def _budget_bytes(info: GpuInfo, shape: ModelShape, trainable_bytes: int) -> float:
     usable = min(info.total_gib * USABLE_FRACTION, info.free_gib) * GIB
     return usable - shape.weight_bytes - trainable_bytes - RESERVED_GIB * GIB
@@ -158,7 +144,7 @@ def _budget_bytes(info: GpuInfo, shape: ModelShape, trainable_bytes: int) -> flo
 
 def plan_training(info: GpuInfo, shape: ModelShape, batch_size: int, grad_accum: int = 1, max_length: int = 512,
                   liger: bool | None = None, flash_attention: bool = False, load_in_4bit: bool = False,
-                  lora_rank: int = 16, compile: str = "auto") -> TrainPlan:
+                  lora_rank: int = 16) -> TrainPlan:
     """Split batch_size x grad_accum conversations per step into the largest micro-batch the card holds."""
     liger = liger_available() if liger is None else bool(liger)
     reasons = []
@@ -197,20 +183,10 @@ def plan_training(info: GpuInfo, shape: ModelShape, batch_size: int, grad_accum:
     padding_free = bool(flash_attention)
     reasons.append("padding-free batches (FlashAttention varlen)" if padding_free else
                    "length-grouped batches (padding-free needs FlashAttention, not installed)")
-    if compile not in COMPILE_MODES:
-        raise ValueError(f"compile={compile!r}: use one of {', '.join(COMPILE_MODES)}")
-    if compile == "auto":
-        compile_ = "off"
-        reasons.append("torch.compile: off (no reliable gain measured on an H200; compile='model' turns it on)")
-    else:
-        compile_ = compile
-        reasons.append(f"torch.compile: {compile} (asked for)")
-    reasons.append("cuDNN attention: off (it builds a plan for every new batch length, ~100 ms each on an H200; "
-                   "SDPA's other kernels are as fast per step)")
     est = (weights + trainable_bytes + RESERVED_GIB * GIB
            + micro * max_length * shape.train_bytes_per_token(ckpt, use_liger)) / GIB
-    return TrainPlan(precision, micro, per_step // micro, ckpt, not padding_free, padding_free, use_liger, compile_,
-                     round(est, 1), reasons, cudnn_attention=False)
+    return TrainPlan(precision, micro, per_step // micro, ckpt, not padding_free, padding_free, use_liger,
+                     round(est, 1), reasons)
 
 
 def generation_batch_size(info: GpuInfo, shape: ModelShape, prompt_len: int = 64, max_new_tokens: int = 200,
@@ -250,7 +226,6 @@ def plan_to_kwargs(plan: TrainPlan, model_dtype=None) -> dict:
         "gradient_accumulation_steps": plan.grad_accum,
         "gradient_checkpointing": plan.gradient_checkpointing,
         "use_liger_kernel": plan.liger,
-        "torch_compile": plan.torch_compile,
         **grouping_kwargs(plan.group_by_length),
     }
     if plan.gradient_checkpointing:
@@ -261,8 +236,7 @@ def plan_to_kwargs(plan: TrainPlan, model_dtype=None) -> dict:
 
 
 def plan_for_model(model, device="cuda", *, batch_size: int = 8, grad_accum: int = 1, max_length: int = 512,
-                   load_in_4bit: bool = False, lora_rank: int = 16, compile: str = "auto",
-                   info: GpuInfo | None = None) -> TrainPlan | None:
+                   load_in_4bit: bool = False, lora_rank: int = 16, info: GpuInfo | None = None) -> TrainPlan | None:
     """The TrainPlan for this loaded model on this GPU (None off CUDA unless `info` names a card)."""
     if not str(device).startswith("cuda") and info is None:
         return None
@@ -273,19 +247,5 @@ def plan_for_model(model, device="cuda", *, batch_size: int = 8, grad_accum: int
     attn = str(getattr(inner.config, "_attn_implementation", "") or "")
     return plan_training(info, ModelShape.from_model(inner), batch_size, grad_accum, max_length,
                          flash_attention="flash" in attn, load_in_4bit=load_in_4bit,
-                         lora_rank=lora_rank, compile=compile)
+                         lora_rank=lora_rank)
 
-
-def training_overrides(model, device="cuda", **kw) -> dict:
-    """SFTConfig kwargs for this GPU ({} off CUDA). Keeps batch_size x grad_accum conversations per optimizer step."""
-    plan = plan_for_model(model, device, **kw)
-    if plan is None:
-        return {}
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return plan_to_kwargs(plan, next(inner.parameters()).dtype)
-
-
-def describe(info: GpuInfo, plan: TrainPlan) -> str:
-    """A few lines for a notebook: the card, then one line per decision."""
-    head = f"{info.name}: {info.total_gib:.0f} GiB, compute capability {info.capability[0]}.{info.capability[1]}"
-    return "\n".join([head, *(f"  - {r}" for r in plan.reasons), f"  - estimated peak {plan.est_peak_gib} GiB"])

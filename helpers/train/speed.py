@@ -1,20 +1,32 @@
-"""Speed settings for a trainer: no fp32 copy of the LoRA input, fused LoRA matmuls, no cuDNN attention.
+"""Speed settings for a trainer (`TrainSpeed`, passed to build_trainer): none of them changes what is learned.
 
-None of them changes what is learned. Under mixed precision autocast casts PEFT's fp32 copy of the LoRA input straight back
-to 16 bits, and the fused layer folds LoRA's scale-and-add into the matmul (cuBLAS's alpha/beta) instead of three
-full-size elementwise passes per adapted layer. cuDNN's attention builds a plan for every new batch length (~100 ms
-each on an H200), which length-grouped batches meet on nearly every step; SDPA's other kernels need none.
+Under mixed precision autocast casts PEFT's fp32 copy of the LoRA input straight back to 16 bits, so skipping the copy
+is exact. The fused layer (opt-in) folds LoRA's scale-and-add into the matmul (cuBLAS's alpha/beta) instead of three
+full-size elementwise passes per adapted layer. cuDNN's attention builds a plan for every new batch length, which
+length-grouped batches meet on nearly every step; SDPA's other kernels need none. Measurements: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import functools
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 
 import torch
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 from transformers import TrainerCallback
+
+
+@dataclass
+class TrainSpeed:
+    """How build_trainer makes a run fast (plain data; trainer.kit_speed says what was applied); never what is learned."""
+
+    skip_lora_input_upcast: bool = True  # under 16-bit AMP, no fp32 copy of the LoRA input (bit-identical)
+    fuse_lora: bool = False  # opt-in: the fused LoRA autograd, set per PEFT LoRA layer (see fuse_lora_layers)
+    cudnn_attention: bool = False  # let SDPA pick cuDNN's attention while training (it plans per batch length)
+    precision: str | None = None  # "bf16", "fp16" or "fp32"; None: the device's own (precision_for)
+    trainer_args: dict = field(default_factory=dict)  # SFTConfig keyword arguments applied over the GPU plan's
 
 
 def skip_lora_input_upcast(model) -> int:
@@ -77,8 +89,7 @@ def _fusable(layer, name: str) -> bool:
 def _fused_forward(self, fused: frozenset, x, *args, **kwargs):
     """PEFT lora.Linear.forward for adapters that were fusable when fused (see _fusable); else PEFT's own.
 
-    Only what can change after fusing is checked here: this runs 112 times a step, and the step is close to
-    CPU-bound on an H200 once the GPU work is fused."""
+    Only what can change after fusing is checked here: this runs once per adapted layer and step, on the host."""
     if args or kwargs or self.disable_adapters or self.merged:
         return type(self).forward(self, x, *args, **kwargs)
     active = self.active_adapters

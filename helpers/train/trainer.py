@@ -38,10 +38,10 @@ from helpers.runs import (
 )
 from helpers.train.cli import NONE_WORDS, field_specs, parse_value
 from helpers.train.data import rows_sha256, to_prompt_completion
-from helpers.train.gpu_plan import COMPILE_MODES, plan_for_model, plan_to_kwargs
+from helpers.train.gpu_plan import plan_for_model, plan_to_kwargs
 from helpers.train.report import (LOG_COLUMNS, LiveLossPlot, LossLogCallback, format_domains, log_frame, plot_loss,
                                   training_details_text, write_training_details)
-from helpers.train.speed import NoCudnnAttention, fuse_lora_layers, skip_lora_input_upcast
+from helpers.train.speed import NoCudnnAttention, TrainSpeed, fuse_lora_layers, skip_lora_input_upcast
 
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # What overwrite=True clears from a run folder: training outputs and everything computed from the old adapter.
@@ -49,8 +49,7 @@ RUN_OUTPUTS = ("adapter", "checkpoints", "train_log.csv", "training_details.md",
                "generations.csv", "model_generations.csv", "judged.csv", "summary.json")
 RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "training_args.bin")
 SPEED_ONLY_FIELDS = ("compile",)  # change how fast a run trains, not what it learns: a resume may change them
-SKIP_LORA_INPUT_UPCAST = True  # under AMP (helpers.train.speed); the GPU benchmark turns it off to compare
-FUSE_LORA = True  # fused LoRA matmuls (helpers.train.speed); the GPU benchmark turns it off to compare
+COMPILE_MODES = ("off", "model")  # TrainConfig.compile: no torch.compile, or the Trainer's torch_compile
 
 
 def _f(default, help: str):
@@ -88,7 +87,7 @@ class TrainConfig:
     eval_steps: int | None = _f(None, "held-out loss every N steps (None: each epoch; needs holdout > 0)")
     holdout: float = _f(0.0, "fraction of the data held out for an eval loss (0: none)")
     logging_steps: int = _f(1, "log the loss every N steps")
-    compile: str = _f("auto", "torch.compile: auto (the GPU plan decides: off, see docs/gpu.md), off, model")
+    compile: str = _f("off", "torch.compile: off, or model (the Trainer compiles the model)")
 
     def __post_init__(self):
         self.validate()
@@ -104,6 +103,8 @@ class TrainConfig:
         if self.mix:
             self.mix = {str(k): float(v) for k, v in dict(self.mix).items()}
             self.domains = tuple(self.mix)
+        if self.compile == "auto":  # what runs before this setting was plain stored
+            self.compile = "off"
         if isinstance(self.save_steps, float) and self.save_steps >= 1 and self.save_steps == int(self.save_steps):
             self.save_steps = int(self.save_steps)
         checks = [
@@ -398,10 +399,9 @@ def _prepare_run(cfg: TrainConfig, overwrite: bool, reuse_finished: bool, is_mai
 # ---------------------------------------------------------------- training
 
 def gpu_plan(cfg: TrainConfig, model, device: str):
-    """On CUDA, the GPU profile's TrainPlan (micro-batch split, checkpointing, grouping, Liger, compile); else None."""
+    """On CUDA, the GPU plan (micro-batch split, checkpointing, grouping, Liger); else None."""
     return plan_for_model(model, device, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                          max_length=cfg.max_length, load_in_4bit=cfg.load_in_4bit, lora_rank=cfg.lora_rank,
-                          compile=cfg.compile)
+                          max_length=cfg.max_length, load_in_4bit=cfg.load_in_4bit, lora_rank=cfg.lora_rank)
 
 
 def gpu_overrides(plan, model, ckpt_arg: str = "gradient_checkpointing") -> dict:
@@ -414,13 +414,16 @@ def gpu_overrides(plan, model, ckpt_arg: str = "gradient_checkpointing") -> dict
     return overrides
 
 
-def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=()):
-    """A ready TRL SFTTrainer (LoRA, prompt-completion data, precision by device) writing into runs/<run>/."""
+def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=(), speed: TrainSpeed | None = None):
+    """A ready TRL SFTTrainer (LoRA, prompt-completion data, precision by device) writing into runs/<run>/.
+
+    `speed`: how fast it runs (TrainSpeed; default TrainSpeed()); `trainer.kit_speed` says what was applied."""
     from trl import SFTConfig, SFTTrainer
 
+    speed = speed or TrainSpeed()
     device = train_device()
     check_4bit(cfg, device)
-    precision = precision_for(device)
+    precision = speed.precision or precision_for(device)
     model, tok = load_base_model(cfg, device, precision)
     # transformers renamed gradient_checkpointing to activation_checkpointing; use whichever this version has
     ckpt_arg = "activation_checkpointing" if "activation_checkpointing" in SFTConfig.__dataclass_fields__ \
@@ -455,9 +458,9 @@ def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=()):
         ddp_find_unused_parameters=False,
     )
     plan = gpu_plan(cfg, model, device)
-    compile_mode = plan.compile if plan is not None else ("off" if cfg.compile == "auto" else cfg.compile)
     kwargs.update(gpu_overrides(plan, model, ckpt_arg))
-    kwargs["torch_compile"] = compile_mode == "model"
+    kwargs["torch_compile"] = cfg.compile == "model"
+    kwargs.update(speed.trainer_args)
     args = SFTConfig(**kwargs)
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
@@ -465,30 +468,33 @@ def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=()):
         callbacks=[LossLogCallback(cfg.run_name), LiveLossPlot(f"Training loss · {cfg.run_name}"),
                    _checkpoint_callback(cfg.run_name, cfg.model), *callbacks],
     )
-    if SKIP_LORA_INPUT_UPCAST and precision in ("bf16", "fp16") and not cfg.load_in_4bit:
+    if speed.skip_lora_input_upcast and precision in ("bf16", "fp16") and not cfg.load_in_4bit:
         skip_lora_input_upcast(trainer.model)
     # the fused layer reads weights without calling their modules: not under FSDP/ZeRO-3, whose hooks gather them
     sharded = getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)
-    fused = fuse_lora_layers(trainer.model) if FUSE_LORA and not sharded else 0
-    if plan is not None and not plan.cudnn_attention:
+    fused = fuse_lora_layers(trainer.model) if speed.fuse_lora and not sharded else 0
+    if not speed.cudnn_attention:
         trainer.add_callback(NoCudnnAttention())
-    trainer.kit_speed = {"compile": compile_mode, "gpu_plan": plan.reasons if plan is not None else None,
-                         "fused_lora_layers": fused, "liger": bool(plan and plan.liger)}
+    trainer.kit_speed = {"compile": cfg.compile, "gpu_plan": plan.reasons if plan is not None else None,
+                         "fused_lora_layers": fused, "liger": bool(args.use_liger_kernel),
+                         "cudnn_attention": speed.cudnn_attention}
     return trainer
 
 
 def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False, reuse_finished: bool = False,
-          callbacks=()) -> TrainResult:
+          callbacks=(), speed: TrainSpeed | None = None) -> TrainResult:
     """Train a LoRA adapter into runs/<cfg.run_name>/; resumes from the last checkpoint, refuses a finished run.
 
     `dataset`: optional Dataset/DatasetDict/list of {"messages": [...]} instead of `cfg.domains`.
     `overwrite=True` deletes the run's outputs (adapter, checkpoints, generations, judgements) and trains again.
     `reuse_finished=True` returns a finished run's results instead of refusing, if its settings are the same.
+    `speed`: TrainSpeed options for build_trainer (how fast, never what is learned).
     """
     from accelerate import PartialState
 
     cfg = cfg or TrainConfig()
     cfg.validate()
+    speed = speed or TrainSpeed()
     device = train_device()
     state = PartialState(cpu=device == "cpu")  # first call decides: several CPU processes then talk over gloo
     check_4bit(cfg, device)
@@ -506,7 +512,7 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
                          "resume with the same data, pick another run_name, or pass overwrite=True")
     info = {
         "config": cfg.to_dict(), "seed": cfg.seed, "status": "running", "git_commit": git_commit(),
-        "versions": package_versions(), "device": device, "precision": precision_for(device),
+        "versions": package_versions(), "device": device, "precision": speed.precision or precision_for(device),
         "processes": state.num_processes,
         "data": {"rows": len(train_ds), "sha256": rows_sha256(train_ds), "domains": domain_rows,
                  "eval_rows": len(eval_ds) if eval_ds is not None else 0, "eval_sha256": rows_sha256(eval_ds),
@@ -519,7 +525,7 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
         write_manifest(cfg.run_name, info, section="train")
         resolve_model_path(cfg.model)  # converts/builds a kit model once, before the other processes read it
     state.wait_for_everyone()
-    trainer = build_trainer(cfg, train_ds, eval_ds, callbacks)
+    trainer = build_trainer(cfg, train_ds, eval_ds, callbacks, speed=speed)
     trainable, total = trainer.model.get_nb_trainable_parameters()
     if state.is_main_process:
         write_manifest(cfg.run_name, {"trainable_params": trainable, "total_params": total, **trainer.kit_speed},
