@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m helpers.demo
+	$(BIN)/python -m helpers.notebook_runs
 
 test: setup
 	$(BIN)/python -m pytest -q tests

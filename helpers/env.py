@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .models import EMBEDDED_MODEL, pick_device, smollm2_gguf_path
+from .runs import redact
 
 ENV_FIX = "copy .env.example to .env (in the kit's folder) and set {var}=..."
 KEY_PATTERN = re.compile(r"^sk-[A-Za-z0-9_\-]{20,}$")
@@ -30,17 +31,15 @@ class Check:
         return f"[{mark}] {self.name}: {self.detail}" + (f"\n        fix: {self.fix}" if self.fix and not self.ok else "")
 
 
-def load_env(start: str | os.PathLike | None = None) -> Path | None:
-    """Load the nearest `.env` found from `start` (default: the working directory) upwards; returns its path."""
-    from dotenv import load_dotenv
+def load_env() -> Path | None:
+    """Load the nearest `.env` from the working directory upwards (dotenv's find_dotenv); returns its path."""
+    from dotenv import find_dotenv, load_dotenv
 
-    folder = Path(start or os.getcwd()).resolve()
-    for candidate in [folder, *folder.parents]:
-        path = candidate / ".env"
-        if path.is_file():
-            load_dotenv(path, override=False)
-            return path
-    return None
+    path = find_dotenv(usecwd=True)
+    if not path:
+        return None
+    load_dotenv(path, override=False)
+    return Path(path)
 
 
 def mask(secret: str | None) -> str:
@@ -48,15 +47,6 @@ def mask(secret: str | None) -> str:
     if not secret:
         return "<unset>"
     return f"{secret[:5]}…({len(secret)} chars)"
-
-
-def redact(text: str, secrets=None) -> str:
-    """Replace every known secret value in `text` with its mask."""
-    values = secrets if secrets is not None else [os.environ.get(k) for k in ("OPENAI_API_KEY", "HF_TOKEN")]
-    for value in values:
-        if value and len(value) >= 8:
-            text = text.replace(value, mask(value))
-    return text
 
 
 def check_openai_key(live: bool = True, timeout: float = 10.0) -> Check:

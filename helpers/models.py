@@ -10,7 +10,8 @@ EMBEDDED_MODEL = "smollm2-135m"
 TINY_MODEL = "tiny-random-llama"
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_GPU_MODEL = "meta-llama/Llama-3.2-1B-Instruct"
+# chat end-of-turn markers: an answer ends at the first one the tokenizer knows as a special token
+END_MARKERS = ("<|eot_id|>", "<|im_end|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>", "<|end|>", "</s>")
 
 LLAMA3_CHAT_TEMPLATE = (
     "{{ bos_token }}"
@@ -54,6 +55,48 @@ def pick_dtype(device: str, dtype=None):
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
+
+
+def precision_for(device: str) -> str:
+    """"bf16", "fp16" or "fp32": the name of pick_dtype's choice for this device (what training runs in)."""
+    import torch
+
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(pick_dtype(device), "fp32")
+
+
+def unwrap_peft(model):
+    """The transformers model inside a PEFT wrapper (the model itself when it is not wrapped)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def end_of_answer_ids(generation_config, tokenizer) -> list[int]:
+    """End-of-answer ids: the generation config's, the tokenizer's, and the chat end markers it knows."""
+    ids = []
+    for v in (getattr(generation_config, "eos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
+        ids.extend(v if isinstance(v, (list, tuple)) else [v])
+    vocab = tokenizer.get_vocab()
+    specials = set(tokenizer.all_special_tokens) | set(getattr(tokenizer, "added_tokens_encoder", {}))
+    ids.extend(vocab[m] for m in END_MARKERS if m in vocab and m in specials)
+    return sorted({int(i) for i in ids if i is not None})
+
+
+def trim_at_end(ids: list[int], end_ids) -> list[int]:
+    """The ids up to and including the first end-of-answer id."""
+    for k, t in enumerate(ids):
+        if t in end_ids:
+            return ids[: k + 1]
+    return ids
+
+
+def pad_token_id(generation_config, tokenizer) -> int:
+    """The id that pads a batch: the tokenizer's pad, the generation config's, else the first end-of-answer id."""
+    for v in (getattr(tokenizer, "pad_token_id", None), getattr(generation_config, "pad_token_id", None)):
+        if isinstance(v, (list, tuple)):
+            v = v[0] if v else None
+        if v is not None:
+            return int(v)
+    eos = end_of_answer_ids(generation_config, tokenizer)
+    return eos[0] if eos else 0
 
 
 def is_adapter_dir(path: str | os.PathLike) -> bool:
@@ -107,9 +150,6 @@ def embedded_model_dir(verbose: bool = True) -> Path:
 
 def convert_gguf(gguf: Path, target: Path, verbose: bool = True) -> Path:
     """Dequantise a GGUF checkpoint into a bf16 safetensors HF folder (atomic: a temp folder renamed at the end)."""
-    import shutil
-    import tempfile
-
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -117,16 +157,24 @@ def convert_gguf(gguf: Path, target: Path, verbose: bool = True) -> Path:
         print(f"Converting the embedded model once: {gguf.name} -> {target} (later loads reuse it)")
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights are plain tensors once dequantised
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    plain.load_state_dict(model.state_dict())
+    plain.generation_config = model.generation_config
+    return _save_folder(target, plain, tok)
+
+
+def _save_folder(target: Path, model, tokenizer) -> Path:
+    """save_pretrained model and tokenizer into `target` atomically: a temp folder renamed at the end."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
     try:
-        config = model.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config  # the weights are plain tensors once dequantised
-        plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-        plain.load_state_dict(model.state_dict())
-        plain.generation_config = model.generation_config
-        plain.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
     except BaseException:
@@ -147,9 +195,6 @@ def tiny_model_dir(seed: int = 0) -> Path:
     target = cache_dir() / f"tiny-random-llama-s{seed}-v1"
     if (target / "config.json").is_file():
         return target
-    import shutil
-    import tempfile
-
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -164,16 +209,7 @@ def tiny_model_dir(seed: int = 0) -> Path:
     model = LlamaForCausalLM(config)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tiny-"))
-    try:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    return _save_folder(target, model, tok)
 
 
 def _train_tiny_tokenizer():

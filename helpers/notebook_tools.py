@@ -17,6 +17,11 @@ def build(py_path: str | Path) -> Path:
     nb = jupytext.read(py_path)
     nb = strip(nb)
     out = py_path.with_suffix(".ipynb")
+    if out.exists():  # keep the cell ids of cells still in place, so a rebuild changes only what changed
+        old = jupytext.read(out).cells
+        for new, was in zip(nb.cells, old if len(old) == len(nb.cells) else []):
+            if new.cell_type == was.cell_type and "id" in was:
+                new["id"] = was["id"]
     jupytext.write(nb, out, fmt="ipynb")
     return out
 

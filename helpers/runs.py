@@ -12,6 +12,8 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _SECRET_KEYS = re.compile(r"(key|token|secret|password)", re.I)
+_KEY_SHAPED = re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}")  # an OpenAI-style key anywhere in a text
+SECRET_VARS = ("OPENAI_API_KEY", "HF_TOKEN")
 
 
 def runs_root() -> Path:
@@ -68,6 +70,15 @@ def atomic_write_csv(df, path: str | os.PathLike) -> Path:
         for col in text_cols:
             df[col] = df[col].map(lambda v: v.replace("\r\n", "\n").replace("\r", "\n") if isinstance(v, str) else v)
     return atomic_write_text(path, df.to_csv(index=False))
+
+
+def redact(text: str, secrets=None) -> str:
+    """`text` with every secret value (default: $OPENAI_API_KEY, $HF_TOKEN) and anything key-shaped as <redacted>."""
+    values = secrets if secrets is not None else [os.environ.get(k) for k in SECRET_VARS]
+    for value in values:
+        if value and len(value) >= 8:
+            text = text.replace(value, "<redacted>")
+    return _KEY_SHAPED.sub("sk-<redacted>", text)
 
 
 def scrub_secrets(obj: Any) -> Any:

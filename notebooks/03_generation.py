@@ -98,6 +98,6 @@ for run in [run_name] + ([base_run] if also_base else []):
 # are loaded in this cell; the button only generates.
 
 # %%
-from helpers.sandbox import chat_sandbox
+from helpers.widgets import chat_sandbox
 
 chat_sandbox(model, source.adapter) if sandbox else None

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from helpers import env
-from helpers.train import gpu_plan as gpu_profile
+from helpers.runs import redact
+from helpers.train import gpu_plan
 
 FAKE_KEY = "sk-test-THISISNOTAREALKEY0123456789abcdef"
 
@@ -68,14 +69,14 @@ def test_key_never_printed_even_when_the_live_check_fails(clean_env, monkeypatch
 
 
 def test_redact_masks_values():
-    assert FAKE_KEY not in env.redact(f"error with key {FAKE_KEY}", [FAKE_KEY])
+    assert FAKE_KEY not in redact(f"error with key {FAKE_KEY}", [FAKE_KEY])
     assert env.mask(None) == "<unset>"
 
 
 def test_gpu_kernels_line_only_on_cuda_and_names_the_fix():
     assert env.check_gpu_kernels(cuda=False) == []
     [line] = env.check_gpu_kernels(cuda=True)
-    if gpu_profile.liger_available():
+    if gpu_plan.liger_available():
         assert line.ok is True and line.detail.startswith("liger-kernel ")
     else:  # the CPU install has no liger-kernel (it is the `gpu` extra)
         assert line.ok is None and "liger-kernel" in line.detail and "'.[gpu]'" in line.fix

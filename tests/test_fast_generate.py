@@ -5,6 +5,8 @@ import torch
 from transformers import GenerationConfig
 
 from helpers.generate import fast as fg
+from helpers.generate.hf import generate_token_ids
+from helpers.models import end_of_answer_ids, pad_token_id, trim_at_end
 
 
 @pytest.fixture(autouse=True)
@@ -29,14 +31,14 @@ def hf_greedy(model, tok, prompt, n, eos):
     out = model.generate(input_ids=torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
                          generation_config=GenerationConfig(do_sample=False, max_new_tokens=n, eos_token_id=eos,
                                                             pad_token_id=tok.pad_token_id))
-    return fg._trim(out[0, len(prompt):].tolist(), set(eos))
+    return trim_at_end(out[0, len(prompt):].tolist(), set(eos))
 
 
 def test_greedy_matches_hf_generate_one_prompt_at_a_time(tiny):
     model, tok = tiny
     prompts = prompts_of(tok, TEXTS)
     assert len({len(p) for p in prompts}) > 1  # batches need left padding
-    eos = fg._eos_ids(model, tok)
+    eos = end_of_answer_ids(model.generation_config, tok)
     mine = fg.sample(model, tok, prompts, max_new_tokens=12, temperature=0, batch_size=3)
     assert mine == [hf_greedy(model, tok, p, 12, eos) for p in prompts]
 
@@ -51,10 +53,13 @@ def test_greedy_matches_hf_generate_on_a_left_padded_batch(tiny):
     assert mine == out[:, batch["input_ids"].shape[1]:].tolist()
 
 
-def test_hf_fallback_mode_gives_the_same_greedy_tokens(tiny):
+def test_same_greedy_tokens_as_the_kit_hf_sampler(tiny):
     model, tok = tiny
     prompts = prompts_of(tok, TEXTS[:3])
-    assert fg.sample(model, tok, prompts, 8, temperature=0, mode="hf") == fg.sample(model, tok, prompts, 8, temperature=0)
+    eos = end_of_answer_ids(model.generation_config, tok)
+    config = GenerationConfig(do_sample=False, max_new_tokens=8, eos_token_id=eos, pad_token_id=tok.pad_token_id)
+    hf = [trim_at_end(r, set(eos)) for r in generate_token_ids(model, prompts, config, pad_token_id(config, tok))]
+    assert fg.sample(model, tok, prompts, 8, temperature=0) == hf
 
 
 def test_sampling_is_reproducible_with_a_seed(tiny):
@@ -82,7 +87,7 @@ def test_no_pad_or_eos_after_the_answer_and_order_is_kept(tiny):
     model, tok = tiny
     prompts = prompts_of(tok, TEXTS)
     out = fg.sample(model, tok, prompts, max_new_tokens=30, temperature=1.0, seed=1, batch_size=2)
-    eos = set(fg._eos_ids(model, tok))
+    eos = set(end_of_answer_ids(model.generation_config, tok))
     assert len(out) == len(prompts)
     for row in out:
         assert 1 <= len(row) <= 30

@@ -182,7 +182,8 @@ def test_named_errors_for_bad_input(tiny, tmp_path):
 def test_sandbox_compares_base_and_finetuned(tiny):
     import ipywidgets
 
-    from helpers.sandbox import chat_sandbox, compare_answers
+    from helpers.generate import compare_answers
+    from helpers.widgets import chat_sandbox
 
     make_adapter(tiny[0], "sbx")
     result = compare_answers("hey I feel bored", tiny, "sbx", temperature=0, max_new_tokens=10)

@@ -11,7 +11,9 @@ import inspect
 import time
 import warnings
 
-MODES = ("auto", "graph", "compile", "eager", "hf")
+from helpers.models import end_of_answer_ids, pad_token_id, trim_at_end, unwrap_peft
+
+MODES = ("auto", "graph", "compile", "eager")
 DECODE_ATTENTION = "kit_gqa_decode"  # registered with transformers' attention interfaces on first use
 _CHECK_EVERY = 16  # steps between "all rows finished?" checks (each one waits for the GPU)
 
@@ -24,7 +26,7 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
     `prompts_ids`: token id lists (already chat-templated). `temperature=0` is greedy. top_k is never applied.
     `batch_size=None`: on CUDA as many prompts as the card holds (helpers.train.gpu_plan, up to 512), else 16.
     `mode`: "auto" (CUDA graph on CUDA, eager elsewhere), "graph", "compile" (torch.compile reduce-overhead),
-    "eager", or "hf" (plain batched `model.generate`). `stats`, if given, is filled with mode, seconds, tokens.
+    or "eager" (plain HF generate is helpers.generate.hf). `stats`, if given, is filled with mode, seconds, tokens.
     """
     import torch
 
@@ -43,8 +45,8 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
         mode = "graph" if device.type == "cuda" else "eager"
     if mode in ("graph", "compile") and device.type != "cuda":
         mode = "eager"
-    pad = _pad_id(model, tokenizer)
-    eos = _eos_ids(model, tokenizer) if eos_token_id is None else (
+    pad = pad_token_id(model.generation_config, tokenizer)
+    eos = end_of_answer_ids(model.generation_config, tokenizer) if eos_token_id is None else (
         [int(eos_token_id)] if isinstance(eos_token_id, int) else [int(i) for i in eos_token_id])
     if batch_size is None:
         batch_size = _default_batch(model, device, max(map(len, prompts)), max_new_tokens, len(prompts))
@@ -63,11 +65,8 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
         bar = tqdm(total=len(prompts), desc="sampling", unit="answer")
     try:
         with torch.no_grad():
-            if mode == "hf":
-                runner = _HFRunner(model, pad, eos, max_new_tokens, temperature, top_p)
-            else:
-                runner = _StaticRunner(model, pad, eos, max_new_tokens, temperature, top_p, mode, batch_size,
-                                       max(len(p) for p in prompts), device, info)
+            runner = _StaticRunner(model, pad, eos, max_new_tokens, temperature, top_p, mode, batch_size,
+                                   max(len(p) for p in prompts), device, info)
             with runner:
                 for idx in batches:
                     rows = runner.run([prompts[i] for i in idx], gen)
@@ -116,32 +115,8 @@ def _default_batch(model, device, prompt_len: int, max_new_tokens: int, n_prompt
     from helpers.train import gpu_plan as gp
 
     info = gp.detect(str(device))
-    shape = gp.ModelShape.from_model(_inner(model))
+    shape = gp.ModelShape.from_model(unwrap_peft(model))
     return gp.generation_batch_size(info, shape, prompt_len, max_new_tokens, n_prompts)
-
-
-def _pad_id(model, tokenizer) -> int:
-    for v in (getattr(tokenizer, "pad_token_id", None), getattr(model.generation_config, "pad_token_id", None),
-              getattr(tokenizer, "eos_token_id", None)):
-        if isinstance(v, (list, tuple)):
-            v = v[0] if v else None
-        if v is not None:
-            return int(v)
-    return 0
-
-
-def _eos_ids(model, tokenizer) -> list[int]:
-    ids = []
-    for v in (getattr(model.generation_config, "eos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
-        ids.extend(v if isinstance(v, (list, tuple)) else [v])
-    return sorted({int(i) for i in ids if i is not None})
-
-
-def _trim(row: list[int], eos: set[int]) -> list[int]:
-    for k, t in enumerate(row):
-        if t in eos:
-            return row[: k + 1]
-    return row
 
 
 # ---------------------------------------------------------------- decode attention
@@ -173,10 +148,6 @@ def _register_decode_attention() -> None:
     AttentionMaskInterface.register(DECODE_ATTENTION, sdpa_mask)
 
 
-def _inner(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 # ---------------------------------------------------------------- runners
 
 class _StaticRunner:
@@ -188,7 +159,7 @@ class _StaticRunner:
 
         self.model, self.pad, self.eos, self.max_new = model, pad, eos, int(max_new)
         self.temperature, self.top_p, self.mode, self.device, self.info = temperature, top_p, mode, device, info
-        self.inner = _inner(model)
+        self.inner = unwrap_peft(model)
         params = inspect.signature(type(self.inner).forward).parameters
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.B = batch
@@ -300,40 +271,4 @@ class _StaticRunner:
             self.pos.copy_((n_real + t).view(self.B, 1))
             logits = self._step()
         eos = set(self.eos)
-        return [_trim(r, eos) for r in tokens[:n].tolist()]
-
-
-class _HFRunner:
-    """Plain batched `model.generate` with left padding and an explicit config (the fallback path)."""
-
-    mode = "hf"
-
-    def __init__(self, model, pad, eos, max_new, temperature, top_p):
-        self.model, self.pad, self.eos, self.max_new = model, pad, eos, int(max_new)
-        self.temperature, self.top_p = temperature, top_p
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def run(self, rows, gen):
-        import torch
-        from transformers import GenerationConfig
-
-        device = next(self.model.parameters()).device
-        P = max(len(r) for r in rows)
-        ids = torch.tensor([[self.pad] * (P - len(r)) + r for r in rows], device=device)
-        mask = torch.tensor([[0] * (P - len(r)) + [1] * len(r) for r in rows], device=device)
-        common = dict(max_new_tokens=self.max_new, eos_token_id=self.eos or None, pad_token_id=self.pad,
-                      num_beams=1, use_cache=True)
-        if self.temperature == 0:
-            config = GenerationConfig(do_sample=False, **common)
-        else:
-            config = GenerationConfig(do_sample=True, temperature=float(self.temperature), top_p=float(self.top_p),
-                                      top_k=0, **common)
-        torch.manual_seed(int(gen.initial_seed()))
-        out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
-        eos = set(self.eos)
-        return [_trim(r, eos) for r in out[:, P:].tolist()]
+        return [trim_at_end(r, eos) for r in tokens[:n].tolist()]

@@ -12,17 +12,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from helpers.generate import vllm as vllm_sampler
+from helpers.generate.hf import generate_token_ids
 from helpers.models import (
     EMBEDDED_MODEL,
-    _canonical,
+    END_MARKERS,
     TINY_MODEL,
     AdapterMismatchError,  # noqa: F401  (re-exported: the named error for an adapter on another base)
+    _canonical,
     adapter_base_model,
     check_adapter_matches,
+    end_of_answer_ids,
     is_adapter_dir,
     load_model,
     load_tokenizer,
+    pad_token_id,
     resolve_model_path,
+    trim_at_end,
+    unwrap_peft,
 )
 from helpers.questions import Question
 from helpers.runs import (
@@ -37,7 +43,6 @@ GENERATION_COLUMNS = ["id", "question_id", "question", "category", "sample", "re
                       "temperature", "top_p", "top_k", "max_new_tokens", "seed"]
 SUBMISSION_COLUMNS = ["id", "question", "response"]
 # End-of-turn markers of common chat templates; when one is a single token of the vocabulary, generation stops on it.
-END_MARKERS = ("<|eot_id|>", "<|im_end|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>", "<|end|>", "</s>")
 _HEADER = re.compile(r"<\|start_header_id\|>.*?<\|end_header_id\|>\s*", re.S)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MARKER = re.compile(r"<\|[A-Za-z0-9_]{1,40}\|>|<(?:start|end)_of_turn>|</?s>|\[/?INST\]")
@@ -198,8 +203,8 @@ def sampling_config(sampling: Sampling, model, tokenizer):
     """An explicit GenerationConfig: top_k=0 and neutral warpers, so no default of the model's config applies."""
     from transformers import GenerationConfig
 
-    eos = _eos_ids(model, tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
+    eos = end_of_answer_ids(model.generation_config, tokenizer)
+    pad = pad_token_id(model.generation_config, tokenizer)
     common = dict(max_new_tokens=sampling.max_new_tokens, eos_token_id=eos, pad_token_id=pad,
                   bos_token_id=getattr(model.generation_config, "bos_token_id", None), use_cache=True,
                   num_beams=1, num_return_sequences=1)
@@ -222,21 +227,6 @@ def _plain_model_defaults(model):
         yield
     finally:
         model.generation_config = saved
-
-
-def _eos_ids(model, tokenizer) -> list[int]:
-    return _eos_ids_from(model.generation_config, tokenizer)
-
-
-def _eos_ids_from(generation_config, tokenizer) -> list[int]:
-    """End-of-answer ids: the generation config's, the tokenizer's, and chat end markers it knows."""
-    ids = []
-    for v in (getattr(generation_config, "eos_token_id", None), tokenizer.eos_token_id):
-        ids.extend(v if isinstance(v, (list, tuple)) else [v])
-    vocab = tokenizer.get_vocab()
-    specials = set(tokenizer.all_special_tokens) | set(getattr(tokenizer, "added_tokens_encoder", {}))
-    ids.extend(vocab[m] for m in END_MARKERS if m in vocab and m in specials)
-    return sorted({int(i) for i in ids if i is not None})
 
 
 def clean_response(text: str, special_tokens=()) -> str:
@@ -360,8 +350,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
         with torch.inference_mode(), defaults:
             for idx, new in batches:
                 for i, ids in zip(idx, new):
-                    stop = next((k for k, t in enumerate(ids) if t in eos), None)
-                    ids = ids if stop is None else ids[: stop + 1]
+                    ids = trim_at_end(ids, eos)
                     n_tokens += len(ids)
                     responses[i] = clean_response(tok.decode(ids, skip_special_tokens=True), specials)
                 bar.update(len(idx))
@@ -432,51 +421,6 @@ def _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size, 
         yield idx, generate_token_ids(model, [prompt_ids[jobs[i][0].id] for i in idx], config, pad_id, share_prefix)
 
 
-def generate_token_ids(model, prompts: list[list[int]], config, pad_id: int,
-                       share_prefix: bool = True) -> list[list[int]]:
-    """New token ids for a batch of prompt ids: left-padded, or [shared prefix (cached once) | pad | rest]."""
-    import torch
-
-    dev = model.device
-    n = _common_prefix_len(prompts) if share_prefix and len(prompts) > 1 else 0
-    cache_kw = {}
-    if n >= 4:
-        try:
-            prefix = torch.tensor([prompts[0][:n]], device=dev)
-            out = model(input_ids=prefix, use_cache=True)
-            cache = out["cache"] if "cache" in out else out["past_key_values"]
-            cache.batch_repeat_interleave(len(prompts))
-            cache_kw = {_cache_kwarg(model): cache}
-        except (TypeError, ValueError, AttributeError, KeyError, NotImplementedError):
-            n, cache_kw = 0, {}  # a model whose cache cannot be shared: plain left padding
-    rest = [p[n:] for p in prompts]
-    width = max(map(len, rest))
-    ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rest], device=dev)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rest], device=dev)
-    if n:
-        ids = torch.cat([prefix.expand(len(prompts), -1), ids], dim=1)
-        mask = torch.cat([torch.ones(len(prompts), n, dtype=mask.dtype, device=dev), mask], dim=1)
-    out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config, **cache_kw)
-    return out[:, ids.shape[1]:].tolist()
-
-
-def _common_prefix_len(prompts: list[list[int]]) -> int:
-    """Tokens that every prompt starts with, leaving at least one token of each prompt to process."""
-    limit = min(map(len, prompts)) - 1
-    first, n = prompts[0], 0
-    while n < limit and all(p[n] == first[n] for p in prompts):
-        n += 1
-    return n
-
-
-def _cache_kwarg(model) -> str:
-    """`cache` in recent transformers 5 releases, `past_key_values` before."""
-    import inspect
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(base.prepare_inputs_for_generation).parameters else "past_key_values"
-
-
 def save_generations(df, run_name: str, settings: dict | None = None) -> dict:
     """Write generations.csv and model_generations.csv (id,question,response) atomically; record settings."""
     missing = [c for c in GENERATION_COLUMNS if c not in df.columns]
@@ -500,3 +444,20 @@ def side_by_side(finetuned, base, samples: int = 1):
     b = base[base["sample"] < samples][["question_id", "sample", "response"]].rename(columns={"response": "base"})
     table = f.merge(b, on=["question_id", "sample"], how="left")
     return pd.DataFrame(table[["question_id", "sample", "question", "base", "finetuned"]]).reset_index(drop=True)
+
+
+def compare_answers(question: str, base, finetuned=None, temperature: float = 0.7, top_p: float = 1.0,
+                    max_new_tokens: int = 150, seed: int = 0) -> dict:
+    """One answer from each model to `question`: {"question", "base", "finetuned", "settings"}.
+
+    `base` / `finetuned`: loaded (model, tokenizer) pairs (fast) or anything generate() takes; finetuned may be None.
+    """
+    settings = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
+    answers = {}
+    for side, source in (("base", base), ("finetuned", finetuned)):
+        if source is None:
+            answers[side] = None
+            continue
+        df = generate(source, [question], samples_per_question=1, progress=False, **settings)
+        answers[side] = df["response"].iloc[0]
+    return {"question": question, **answers, "settings": settings}

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import re
 
-from helpers.generate.sampling import generate_token_ids
+from helpers.generate.hf import generate_token_ids
 from helpers.judge.scoring import Score, score_from_text, score_from_top_logprobs
+from helpers.env import load_env
 from helpers.models import load_model, load_tokenizer, pick_device
+from helpers.runs import redact
 
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20
 PARSE_MAX_TOKENS = 8
-_KEYLIKE = re.compile(r"sk-[A-Za-z0-9_\-*]{6,}")
 _LOADED: dict = {}  # (model name, device) -> (model, tokenizer): a notebook reruns without reloading
 
 
@@ -22,10 +22,7 @@ class JudgeSetupError(RuntimeError):
 
 def _error(exc: BaseException, secret: str | None) -> str:
     """'error: Type: message' with the API key (and anything key-shaped) removed."""
-    msg = str(exc)
-    if secret:
-        msg = msg.replace(secret, "<redacted>")
-    msg = _KEYLIKE.sub("sk-<redacted>", msg).replace("\n", " ")
+    msg = redact(str(exc), [secret]).replace("\n", " ")
     return f"error: {type(exc).__name__}: {msg[:300]}"
 
 
@@ -35,9 +32,7 @@ class OpenAIBackend:
     kind = "openai"
 
     def __init__(self, model: str, base_url: str | None = None, max_retries: int = 5, timeout: float = 30.0):
-        from dotenv import find_dotenv, load_dotenv
-
-        load_dotenv(find_dotenv(usecwd=True))
+        load_env()
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
         self.max_retries, self.timeout = max_retries, timeout

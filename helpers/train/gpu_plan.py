@@ -13,6 +13,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
+from helpers.models import unwrap_peft
+
 GIB = 1024 ** 3
 RESERVED_GIB = 1.5  # CUDA workspaces, the fused LM head's tiles, allocator slack
 USABLE_FRACTION = 0.9  # of total (or free) memory the plan may fill
@@ -243,7 +245,7 @@ def plan_for_model(model, device="cuda", *, batch_size: int = 8, grad_accum: int
     info = info or detect(device)
     if info is None:
         return None
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = unwrap_peft(model)
     attn = str(getattr(inner.config, "_attn_implementation", "") or "")
     return plan_training(info, ModelShape.from_model(inner), batch_size, grad_accum, max_length,
                          flash_attention="flash" in attn, load_in_4bit=load_in_4bit,

@@ -10,7 +10,7 @@ from transformers import TrainerCallback
 # TRL and PEFT still call this renamed transformers method; the warning (with a site-packages path) teaches nothing.
 warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
 
-from helpers.generate import generate
+from helpers.generate import compare_answers
 from helpers.runs import atomic_write_csv, atomic_write_text, read_manifest, run_dir
 
 LOG_COLUMNS = ["step", "epoch", "loss", "learning_rate", "grad_norm", "eval_loss"]
@@ -160,9 +160,9 @@ def before_after(run_name: str, question: str, max_new_tokens: int = 60, tempera
     adapter = run_dir(run_name, create=False) / "adapter"
     if not base or not (adapter / "adapter_config.json").is_file():
         raise FileNotFoundError(f"run {run_name!r} has no trained adapter yet: run train() first")
-    kw = dict(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, progress=False)
-    answers = {"before (base model)": generate(base, [question], **kw)["response"][0],
-               "after (with the LoRA adapter)": generate(str(adapter), [question], **kw)["response"][0]}
+    both = compare_answers(question, base, str(adapter), temperature=temperature, max_new_tokens=max_new_tokens,
+                           seed=seed)
+    answers = {"before (base model)": both["base"], "after (with the LoRA adapter)": both["finetuned"]}
     print(f"Q: {question}\n")
     for label, text in answers.items():
         print(f"{label}:\n" + textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent="  ") + "\n")

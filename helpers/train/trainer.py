@@ -26,6 +26,7 @@ from helpers.models import (
     is_adapter_dir,
     load_tokenizer,
     pick_device,
+    precision_for,
     resolve_model_path,
 )
 from helpers.runs import (
@@ -186,15 +187,6 @@ def train_device() -> str:
     if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
         return "cpu"
     return pick_device()
-
-
-def precision_for(device: str) -> str:
-    """"bf16" on GPUs that support it, "fp16" on other GPUs, "fp32" on CPU and MPS."""
-    import torch
-
-    if device.startswith("cuda"):
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
 
 
 def check_4bit(cfg: TrainConfig, device: str) -> None:
