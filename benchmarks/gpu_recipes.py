@@ -272,7 +272,7 @@ def gen_checks(adapter: str) -> dict:
     from transformers import GenerationConfig
 
     from helpers.generate import fast as fg
-    from helpers.models import TINY_MODEL, load_model
+    from helpers.models import TINY_MODEL, end_of_answer_ids, load_model, trim_at_end
 
     res = {}
     model, tok = _kit_model(adapter)
@@ -285,13 +285,13 @@ def gen_checks(adapter: str) -> dict:
     tiny, ttok = load_model(TINY_MODEL, device=DEV, dtype="float32")
     prompts = random_prompts(4, len(ttok), seed=6)
     mine = fg.sample(tiny, ttok, prompts, max_new_tokens=24, temperature=0, batch_size=4)
-    eos = fg._eos_ids(tiny, ttok)
+    eos = end_of_answer_ids(tiny.generation_config, ttok)
     same = 0
     for p, m in zip(prompts, mine):
         out = tiny.generate(input_ids=torch.tensor([p], device=DEV),
                             attention_mask=torch.ones(1, len(p), dtype=torch.long, device=DEV),
                             generation_config=GenerationConfig(do_sample=False, max_new_tokens=24, eos_token_id=eos,
                                                                pad_token_id=ttok.pad_token_id))
-        same += fg._trim(out[0, len(p):].tolist(), set(eos)) == m
+        same += trim_at_end(out[0, len(p):].tolist(), set(eos)) == m
     res["fast_vs_hf_greedy_tiny_fp32_rows_equal"] = f"{same}/{len(prompts)}"
     return res
