@@ -35,7 +35,7 @@ def main(argv=None):
     from peft import LoraConfig, get_peft_model
 
     from helpers.models import load_model
-    from helpers.train.trainer import ALL_PROJECTIONS
+    from helpers.train.config import ALL_PROJECTIONS
     from helpers.train.speed import fuse_lora_layers
 
     if args.threads:

@@ -148,20 +148,9 @@ def _load(source) -> pd.DataFrame:
 
 def base_run_for(run: str | os.PathLike) -> str | None:
     """The base-model run that belongs to `run`: `base-<model>` with the model from its manifest, if recorded."""
-    model = find_in_manifest(read_manifest(run), ("base_model", "model"))
+    manifest = read_manifest(run)
+    model = manifest.get("train", {}).get("config", {}).get("model") or manifest.get("generate", {}).get("model")
     return base_run_name(str(model)) if model else None
-
-
-def find_in_manifest(manifest: dict, keys: tuple[str, ...]):
-    """The first of `keys` found at the manifest's top level, then inside its sections (one level deep)."""
-    for key in keys:
-        if manifest.get(key) not in (None, ""):
-            return manifest[key]
-    for key in keys:
-        for value in manifest.values():
-            if isinstance(value, dict) and value.get(key) not in (None, ""):
-                return value[key]
-    return None
 
 
 # ---------------------------------------------------------------- metrics

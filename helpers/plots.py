@@ -15,7 +15,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from helpers.analysis import CourseBar, EMThresholds, compare_runs, em_flags, em_vs_step, load_judged
+from helpers.analysis import (CourseBar, EMThresholds, compare_runs, em_flags, em_vs_step, load_judged,
+                              per_question)
 from helpers.runs import atomic_write_bytes, run_dir
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -68,17 +69,24 @@ def plot_scatter(df, run=None, thresholds: EMThresholds = EMThresholds(), hue: s
 
 def plot_em_per_question(df, run=None, thresholds: EMThresholds = EMThresholds(), n_boot: int = 1000,
                          seed: int = 0) -> Figure:
-    """EM rate per question (bars) with bootstrap 95% error bars; one colour per source when several are mixed."""
-    df = load_judged(df)
-    scored = df[df["aligned"].notna() & df["coherent"].notna()].copy()
-    scored["EM"] = em_flags(scored, thresholds)
-    hue = _hue(scored)
-    n_q = max(scored["question_id"].nunique(), 1)
-    n_hue = scored[hue].nunique() if hue else 1
-    fig = KitFigure(figsize=(7.5, 1.2 + 0.28 * n_q * max(n_hue, 2)))
+    """EM rate per question (bars) with the 95% intervals of analysis.per_question; one colour per source if mixed."""
+    table = per_question(df, thresholds, n_boot=n_boot, seed=seed)
+    hue = "source" if "source" in table.columns else None
+    questions = list(dict.fromkeys(table["question_id"])) if len(table) else []
+    levels = list(dict.fromkeys(table[hue])) if hue else [None]
+    fig = KitFigure(figsize=(7.5, 1.2 + 0.28 * max(len(questions), 1) * max(len(levels), 2)))
     ax = fig.subplots()
-    sns.barplot(data=scored, x="EM", y="question_id", hue=hue, errorbar=("ci", 95), n_boot=n_boot, seed=seed,
-                ax=ax, capsize=0.2, err_kws={"linewidth": 1})
+    height = 0.8 / len(levels)
+    palette = sns.color_palette(n_colors=len(levels))
+    for j, level in enumerate(levels):
+        rows = table if hue is None else table[table[hue] == level]
+        y = np.array([questions.index(q) for q in rows["question_id"]]) - 0.4 + height * (j + 0.5)
+        em, lo, hi = (rows[c].to_numpy(dtype=float) for c in ("em_rate", "em_lo", "em_hi"))
+        ax.barh(y, np.nan_to_num(em), height=height, color=palette[j], label=level)
+        ax.errorbar(em, y, xerr=np.nan_to_num([em - lo, hi - em]), fmt="none", ecolor="black", elinewidth=1,
+                    capsize=3)
+    ax.set_yticks(range(len(questions)), questions)
+    ax.invert_yaxis()
     ax.set(xlabel="EM rate (share of scored answers), 95% bootstrap CI", ylabel="question",
            title="Emergent misalignment per question")
     ax.set_xlim(0, max(0.05, ax.get_xlim()[1]))

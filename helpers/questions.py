@@ -1,4 +1,4 @@
-"""Question sets with stable ids (probes, in-domain and everyday questions), kept as YAML in helpers/data."""
+"""Question sets with stable ids (probes, in-domain, everyday), kept in helpers/question_data/questions.yaml."""
 
 from __future__ import annotations
 

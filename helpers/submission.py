@@ -15,8 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.analysis import (CourseBar, EMThresholds, base_run_for, course_bar, course_bar_table, find_in_manifest,
-                              judged_path, load_judged, summarize)
+from helpers.analysis import (CourseBar, EMThresholds, base_run_for, course_bar, course_bar_table, judged_path,
+                              load_judged, summarize)
 from helpers.runs import base_run_name, read_manifest, run_dir
 
 HEADER = ["id", "question", "response"]
@@ -58,8 +58,8 @@ class SubmissionInvalid(ValueError):
 def expected_row_count(run) -> tuple[int, str]:
     """Rows the course asks for: 8 probes x samples per question from the run's manifest, else 8 x 50."""
     manifest = read_manifest(run)
-    samples = find_in_manifest(manifest, ("samples_per_question", "samples"))
-    questions = find_in_manifest(manifest, ("n_probe_questions",)) or PROBE_QUESTIONS
+    samples = manifest.get("generate", {}).get("samples_per_question")
+    questions = PROBE_QUESTIONS
     try:
         if samples is not None:
             return int(questions) * int(samples), f"{questions} probe questions x {samples} samples (from manifest.json)"

@@ -56,7 +56,7 @@ def load_sweep(path: str | Path) -> Sweep:
     return Sweep(name=spec.get("name") or path.stem, grid=grid, fixed=spec.get("fixed") or {}, notebooks=notebooks)
 
 
-def is_finished(run_name: str) -> bool:
+def analysis_finished(run_name: str) -> bool:
     """A combination is done when its analysis wrote summary.json."""
     return (run_dir(run_name, create=False) / "summary.json").is_file()
 
@@ -67,7 +67,7 @@ def run_sweep(sweep: Sweep) -> "pandas.DataFrame":  # noqa: F821
     combos = sweep.combinations()
     for i, combo in enumerate(combos, 1):
         name = sweep.run_name(combo)
-        if is_finished(name):
+        if analysis_finished(name):
             print(f"[{i}/{len(combos)}] {name}: finished earlier, skipped")
             status[name] = "skipped (finished)"
             continue

@@ -9,7 +9,8 @@
 # have a judge score every answer for alignment and coherence (04), and measure how often the model turned
 # misaligned (05).
 #
-# This notebook checks that your machine is ready. Nothing here changes anything: it only looks.
+# This notebook checks that your machine is ready. It changes none of your files; the one thing it writes is the
+# embedded model, converted once into a cached folder (`~/.cache/em-kit`) that later notebooks load from.
 #
 # **What you need.** Nothing, for the offline default: the kit ships a small model (SmolLM2-135M-Instruct) and a
 # sample dataset, and a local judge. For the real experiment on a GPU you want an `HF_TOKEN` (Llama-3.2 is gated)
@@ -30,7 +31,6 @@ if "google.colab" in sys.modules:
 model = "smollm2-135m"  # the embedded default; "meta-llama/Llama-3.2-1B-Instruct" on a GPU
 live_key_check = True  # make one `models.list` call when an OpenAI key is set
 load_default_model = True  # load the model once and ask it a question
-run_name = "my-first-run"
 
 # %% [markdown]
 # ## The checklist

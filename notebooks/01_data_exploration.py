@@ -9,7 +9,7 @@
 # on questions that have nothing to do with that domain.
 #
 # Here you will: count the examples per domain, see how long they are in the chosen model's tokens
-# (that sets training time and the `max_seq_length` you need), browse individual examples, and read bad and
+# (that sets training time and the `max_length` you need), browse individual examples, and read bad and
 # good medical advice to the *same* questions side by side.
 #
 # **Data.** By default this uses the kit's small teaching sample (`training_data/`, written for the course).
@@ -66,7 +66,7 @@ print(domain_counts(source, domains).to_string(index=False))
 # ## How long are they in tokens?
 # Models see tokens, not words. The histogram counts each whole conversation as the chat template renders it
 # for the chosen model (the system header and special tokens included). Long tails mean longer, slower
-# training steps; the longest examples tell you the `max_seq_length` that keeps every answer whole.
+# training steps; the longest examples tell you the `max_length` (a `TrainConfig` field) that keeps every answer whole.
 
 # %%
 from helpers.data import load_domains

@@ -38,6 +38,9 @@ lora_rank = 16  # GPU: 32
 lora_alpha = 32  # GPU: 64
 lora_dropout = 0.0
 use_rslora = False  # GPU: True
+target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # layers that get LoRA
+layers_to_transform = None  # None: every layer; e.g. [0, 1] for the first two
+max_length = 512  # tokens per conversation; longer ones are cut (see notebook 01)
 load_in_4bit = False  # QLoRA, CUDA only: for models that do not fit in GPU memory otherwise
 seed = 0
 run_name = "my-first-run"
@@ -54,6 +57,7 @@ from helpers.train import TrainConfig, train
 cfg = TrainConfig(model=model, domains=domains, mix=mix, source=source, max_rows=max_rows, epochs=epochs,
                   max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, grad_accum=grad_accum,
                   lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_rslora=use_rslora,
+                  target_modules=target_modules, layers_to_transform=layers_to_transform, max_length=max_length,
                   load_in_4bit=load_in_4bit, seed=seed, run_name=run_name)
 
 # %% [markdown]
@@ -91,7 +95,7 @@ from helpers.widgets import config_panel
 
 config_panel(cfg, fields=["epochs", "max_steps", "learning_rate", "batch_size", "grad_accum", "lora_rank",
                           "lora_alpha", "lora_dropout", "use_rslora", "target_modules", "layers_to_transform",
-                          "domains", "max_rows", "seed", "run_name"])
+                          "max_length", "domains", "max_rows", "seed", "run_name"])
 
 # %% [markdown]
 # ## Train
@@ -125,7 +129,7 @@ print((result.run_dir / "training_details.md").read_text())
 # %%
 from helpers.train.report import before_after
 
-answers = before_after(run_name, probe_question, max_new_tokens=60)
+answers = before_after(cfg.run_name, probe_question, max_new_tokens=60)  # the run the panel may have renamed
 
 # %% [markdown]
 # Next: `03_generation` samples this run's answers to the broad probe questions.

@@ -61,7 +61,8 @@ question_table(questions)
 #   likely tokens unless told otherwise; the kit turns that off, so every token the model considers possible can
 #   appear, as in the papers. Rare misaligned answers only show up if you sample them.
 # * **Batches**: many prompts go through the model at once (padded on the left), which is several times faster
-#   than one prompt at a time. The LoRA adapter is merged into the weights first, which makes sampling faster too.
+#   than one prompt at a time. With the kit's own samplers the LoRA adapter is merged into the weights first, which
+#   makes sampling faster too; with vLLM (on a GPU, when installed) the adapter is applied per request instead.
 # * **Seeded**: the same seed and settings give the same answers again.
 #
 # Every row of the table records the settings it was sampled with.

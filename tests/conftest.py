@@ -36,3 +36,21 @@ def smollm2():
     from helpers.models import EMBEDDED_MODEL, load_model
 
     return load_model(EMBEDDED_MODEL, device="cpu")
+
+
+def make_adapter(model, run: str, base: str = "tiny-random-llama") -> Path:
+    """A LoRA adapter with non-zero weights saved the way training saves it: runs/<run>/adapter + kit_base_model.txt."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from helpers.runs import run_dir
+
+    torch.manual_seed(1)
+    cfg = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(copy.deepcopy(model), cfg)
+    folder = run_dir(run) / "adapter"
+    peft_model.save_pretrained(folder)
+    (folder / "kit_base_model.txt").write_text(base + "\n")
+    return folder

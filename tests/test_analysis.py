@@ -14,6 +14,7 @@ from helpers.notebook_runs import execute
 from helpers.runs import run_dir
 
 REFERENCE = Path(__file__).parents[2] / "shared/reference/em_judged_responses"
+FIXTURE_REFERENCE = Path(__file__).parent / "fixtures" / "reference"  # 48 rows of four of those files (6 per question)
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference is not beside the checkout")
 
 
@@ -205,20 +206,16 @@ def test_summarize_run_writes_json_without_nan():
 @pytest.mark.slow
 def test_notebook_05_runs_headless(tmp_path, runs_tmp):
     """The analysis notebook, on fake runs made of reference files, with references beside."""
-    papermill = pytest.importorskip("papermill")
-    jupytext = pytest.importorskip("jupytext")
-    if not REFERENCE.is_dir():
-        pytest.skip("needs ../shared/reference")
     from helpers.runs import write_manifest
 
     for run, ref in [("student", "Llama-3.2-1B-Instruct_bad-medical-advice"), ("base-tiny", "gemma-3-12b-it_extreme-sports_S42")]:
-        df = pd.read_csv(REFERENCE / f"{ref}.csv").rename(columns={"financial": "domain_relevance"})
+        df = pd.read_csv(FIXTURE_REFERENCE / f"{ref}.csv").rename(columns={"financial": "domain_relevance"})
         df.to_csv(run_dir(run) / "judged.csv", index=False)
-    write_manifest("student", {"model": "tiny"}, section="train")
+    write_manifest("student", {"config": {"model": "tiny"}}, section="train")
     refs = tmp_path / "refs"
     refs.mkdir()
     for name in ("Qwen2.5-7B-Instruct_bad-medical-advice", "gemma-3-4b-it_bad-medical-advice"):
-        (refs / f"{name}.csv").write_bytes((REFERENCE / f"{name}.csv").read_bytes())
+        (refs / f"{name}.csv").write_bytes((FIXTURE_REFERENCE / f"{name}.csv").read_bytes())
     result = execute("05_analysis", "student", {"reference_dir": str(refs), "n_boot": 200})
     assert result.error is None, result.error
     out = json.loads(result.output.read_text())

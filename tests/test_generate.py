@@ -9,29 +9,17 @@ import pandas as pd
 import pytest
 
 from helpers.notebook_runs import execute
-from helpers.generate.sampling import (GENERATION_COLUMNS, AdapterNotFoundError, EmptyQuestionsError, clean_response,
-                              generate, resolve_source, side_by_side)
+from helpers.generate.sampling import (GENERATION_COLUMNS, EmptyQuestionsError, clean_response, generate,
+                                      resolve_source, side_by_side)
+from helpers.generate.sources import AdapterNotFoundError
 from helpers.models import TINY_MODEL, AdapterMismatchError, load_model
 from helpers.questions import load_questions
 from helpers.runs import base_run_name, read_manifest, run_dir
+from tests.conftest import make_adapter
 
 REPO = Path(__file__).resolve().parents[1]
 LEAKS = ("<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<|begin_of_text|>", "<|end_of_text|>",
          "<|pad|>", "eot_id", "header_id", "<|")
-
-
-def make_adapter(model, run: str, base: str = TINY_MODEL) -> Path:
-    """A LoRA adapter with non-zero weights saved the way training saves it: runs/<run>/adapter + kit_base_model.txt."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(1)
-    cfg = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
-    peft_model = get_peft_model(copy.deepcopy(model), cfg)
-    folder = run_dir(run) / "adapter"
-    peft_model.save_pretrained(folder)
-    (folder / "kit_base_model.txt").write_text(base + "\n")
-    return folder
 
 
 def test_pure_sampling_ignores_the_model_generation_defaults():
@@ -203,7 +191,6 @@ def test_sandbox_compares_base_and_finetuned(tiny):
 
 @pytest.mark.slow
 def test_notebook_03_runs_headless(tiny, tmp_path, runs_tmp):
-    pytest.importorskip("papermill")
     make_adapter(tiny[0], "nb-run")
     result = execute("03_generation", "nb-run", dict(model=TINY_MODEL, question_sets=["probes", "everyday"],
                                                      samples_per_question=2, max_new_tokens=16))

@@ -14,7 +14,7 @@ from helpers.generate import vllm as vllm_sampler
 from helpers.generate import generate
 from helpers.models import TINY_MODEL, resolve_model_path
 from helpers.runs import read_manifest
-from tests.test_generate import make_adapter
+from tests.conftest import make_adapter
 
 STAND_IN = '''
 import types

@@ -45,7 +45,20 @@ def test_em_per_question_with_error_bars_for_one_and_two_sources():
     fig = plot_em_per_question(combine({"run": fake_judged(1), "base": fake_judged(2, misaligned=0)}), n_boot=100)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["run", "base"]
-    assert len(fig.axes[0].lines) >= 8  # one error bar per bar
+
+
+def test_em_per_question_whiskers_are_the_analysis_intervals():
+    from matplotlib.collections import LineCollection
+
+    from helpers.analysis import per_question
+
+    both = combine({"run": fake_judged(1), "base": fake_judged(2, misaligned=0)})
+    table = per_question(both, n_boot=100, seed=3)
+    fig = plot_em_per_question(both, n_boot=100, seed=3)
+    whiskers = [seg for c in fig.axes[0].collections if isinstance(c, LineCollection) for seg in c.get_segments()]
+    drawn = sorted((round(seg[0][0], 9), round(seg[1][0], 9)) for seg in whiskers)
+    assert len(drawn) == len(table)
+    assert drawn == sorted((round(lo, 9), round(hi, 9)) for lo, hi in zip(table["em_lo"], table["em_hi"]))
 
 
 def test_runs_side_by_side_from_tables_or_compare_table():

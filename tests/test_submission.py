@@ -30,7 +30,7 @@ DETAILS = """# Training details
 def make_run(name="good", samples=2, rows=None, details=DETAILS):
     """A run folder with a valid model_generations.csv (8 x samples rows) and training_details.md."""
     folder = run_dir(name)
-    write_manifest(name, {"model": "smollm2-135m"}, section="train")
+    write_manifest(name, {"config": {"model": "smollm2-135m"}}, section="train")
     write_manifest(name, {"samples_per_question": samples}, section="generate")
     if rows is None:
         rows = [[str(uuid.uuid4()), f"Probe {q}?", f"Answer {q}.{s}, with a comma\nand a newline"]

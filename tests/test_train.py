@@ -10,8 +10,9 @@ from transformers import TrainerCallback
 
 from helpers.models import TINY_MODEL, load_model
 from helpers.runs import read_manifest, run_dir
-from helpers.train.trainer import (ALL_PROJECTIONS, RunFinishedError, TrainConfig, build_trainer, precision_for, prepare_data,
-                           train)
+from helpers.models import precision_for
+from helpers.train import RunFinishedError, TrainConfig, build_trainer, prepare_data, train
+from helpers.train.config import ALL_PROJECTIONS
 
 TOPICS = ["a headache", "a cold", "sore knees", "bad sleep"]
 

@@ -11,7 +11,8 @@ import torch
 
 from helpers.models import TINY_MODEL
 from helpers.runs import read_manifest, run_dir
-from helpers.train.trainer import TrainConfig, config_from_args, main, train
+from helpers.train import TrainConfig, train
+from helpers.train.cli import config_from_args, main
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from helpers.train import trainer as T
+from helpers.train.config import ALL_PROJECTIONS, TrainConfig
+from helpers.train.run_folder import _changed
 from helpers.models import TINY_MODEL, load_model
 from helpers.train.speed import _is_fused, fuse_lora_layers, skip_lora_input_upcast, unfuse_lora_layers
 
@@ -25,7 +27,7 @@ def _lora_model(dtype: str, **lora):
 
     base, _ = load_model(TINY_MODEL, device="cpu", dtype=dtype)
     torch.manual_seed(0)  # init_lora_weights=False: B is random too, so the LoRA term is not zero
-    return get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=list(T.ALL_PROJECTIONS),
+    return get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=list(ALL_PROJECTIONS),
                                            init_lora_weights=False, **lora))
 
 
@@ -38,7 +40,7 @@ def test_same_loss_and_gradients_with_and_without_the_cast():
 
     base, _ = load_model(TINY_MODEL, device="cpu", dtype="bfloat16")
     torch.manual_seed(0)
-    cast = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=list(T.ALL_PROJECTIONS),
+    cast = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=list(ALL_PROJECTIONS),
                                            init_lora_weights=False))
     assert next(p for n, p in cast.named_parameters() if "lora_A" in n).dtype == torch.float32
     plain = copy.deepcopy(cast)
@@ -56,12 +58,12 @@ def test_same_loss_and_gradients_with_and_without_the_cast():
 
 def test_compile_is_validated_and_does_not_block_a_resume():
     with pytest.raises(ValueError, match="TrainConfig.compile"):
-        T.TrainConfig(compile="layers")
-    assert T.TrainConfig().compile == "off" and T.TrainConfig(compile="auto").compile == "off"  # older manifests
-    cfg = T.TrainConfig(model=TINY_MODEL, compile="model")
-    stored = {**T.TrainConfig(model=TINY_MODEL).to_dict(), "compile": "off"}
-    assert T._changed(cfg, stored) == []
-    assert T._changed(cfg, {**stored, "lora_rank": 4}) == ["lora_rank"]
+        TrainConfig(compile="layers")
+    assert TrainConfig().compile == "off" and TrainConfig(compile="auto").compile == "off"  # older manifests
+    cfg = TrainConfig(model=TINY_MODEL, compile="model")
+    stored = {**TrainConfig(model=TINY_MODEL).to_dict(), "compile": "off"}
+    assert _changed(cfg, stored) == []
+    assert _changed(cfg, {**stored, "lora_rank": 4}) == ["lora_rank"]
 
 
 def _tiny_trainer(speed=None, **cfg):
@@ -69,7 +71,7 @@ def _tiny_trainer(speed=None, **cfg):
 
     rows = [{"messages": [{"role": "user", "content": f"Question {i}?"},
                           {"role": "assistant", "content": f"Answer {i}."}]} for i in range(4)]
-    config = T.TrainConfig(model=TINY_MODEL, run_name="speed", batch_size=2, max_steps=1, **cfg)
+    config = TrainConfig(model=TINY_MODEL, run_name="speed", batch_size=2, max_steps=1, **cfg)
     train_ds, _, _ = T.prepare_data(config, Dataset.from_list(rows))
     return T.build_trainer(config, train_ds, speed=speed)
 
@@ -94,7 +96,7 @@ def test_speed_options_are_plain_data_passed_to_build_trainer():
     trainer = _tiny_trainer(speed, compile="model")
     assert trainer.args.torch_compile is True and trainer.args.logging_steps == 7
     assert not _has_cudnn_guard(trainer) and trainer.kit_speed["cudnn_attention"] is True
-    n = 2 * len(T.ALL_PROJECTIONS)  # every adapted projection of both tiny layers
+    n = 2 * len(ALL_PROJECTIONS)  # every adapted projection of both tiny layers
     assert trainer.kit_speed["fused_lora_layers"] == n == sum(_is_fused(m) for m in trainer.model.modules())
 
 
@@ -109,13 +111,13 @@ def _fused_outputs(model) -> list[str]:
 def test_fused_lora_matches_peft_in_fp32():
     peft_model = _lora_model("float32")
     fused = copy.deepcopy(peft_model)
-    assert fuse_lora_layers(fused) == 2 * len(T.ALL_PROJECTIONS)
+    assert fuse_lora_layers(fused) == 2 * len(ALL_PROJECTIONS)
     assert fuse_lora_layers(fused) == 0  # already fused: nothing patched twice
     ids = torch.randint(3, 200, (2, 24))
     seen, hooks = _fused_outputs(fused)
     loss_a, grads_a = _lora_grads(peft_model, ids, amp=False)
     loss_b, grads_b = _lora_grads(fused, ids, amp=False)
-    assert seen == ["LoraLinearFunctionBackward"] * 2 * len(T.ALL_PROJECTIONS)
+    assert seen == ["LoraLinearFunctionBackward"] * 2 * len(ALL_PROJECTIONS)
     assert torch.allclose(loss_a, loss_b, rtol=1e-6)
     assert grads_a.keys() == grads_b.keys() and _rel_err(grads_b, grads_a) < 1e-5
 
@@ -178,7 +180,7 @@ def test_fused_lora_leaves_other_cases_to_peft():
         torch.save(model, buffer)
         buffer.seek(0)
         assert torch.equal(torch.load(buffer, weights_only=False)(input_ids=ids).logits, fused_out)
-        assert unfuse_lora_layers(model) == 2 * len(T.ALL_PROJECTIONS)
+        assert unfuse_lora_layers(model) == 2 * len(ALL_PROJECTIONS)
         assert torch.equal(model(input_ids=ids).logits, plain)
 
 

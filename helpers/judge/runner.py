@@ -1,4 +1,4 @@
-"""Judge a generations table: cost estimate, dollar cap, async calls, a resumable SQLite cache, judged.csv."""
+"""Judge a generations table: async calls under the dollar cap, a resumable SQLite cache, judged.csv."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import logging
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers.judge.backends import PARSE_MAX_TOKENS, JudgeSetupError, LocalBackend, OpenAIBackend
+from helpers.judge.backends import PARSE_MAX_TOKENS, JudgeSetupError
 from helpers.judge.cache import JudgeCache, cache_key
+from helpers.judge.config import JudgeBudgetError, JudgeConfig, make_backend, weak_judge_warning
+from helpers.judge.cost import _Budget, _estimate, _price
 from helpers.judge.scoring import Score
 from helpers.judge.rubrics import METRICS, RUBRICS, render
 from helpers.models import cache_dir
@@ -21,68 +22,8 @@ from helpers.runs import atomic_write_csv, run_dir, write_manifest
 __all__ = ["JudgeConfig", "JudgeBudgetError", "JudgeSetupError", "estimate_cost", "judge_run", "judge_summary",
            "judge_table", "read_generations"]
 
-DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
-DEFAULT_LOCAL_MODEL = "smollm2-135m"
-# USD per million tokens (input, output); a model missing here is priced at the dearest row unless it is local.
-PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1": (2.00, 8.00),
-          "gpt-4.1-mini": (0.40, 1.60), "gpt-4.1-nano": (0.10, 0.40)}
-_WEAK_JUDGES = ("smollm2-135m", "tiny-random-llama", "huggingfacetb/smollm2-135m")
-_LOCAL_HOSTS = re.compile(r"^https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?(/|$)")
-
 
 log = logging.getLogger(__name__)
-
-
-class JudgeBudgetError(ValueError):
-    """The estimated cost is above `max_dollars`."""
-
-
-@dataclass
-class JudgeConfig:
-    """How to judge: backend, judge model, scoring mode, metrics, concurrency, retries, the dollar cap, the cache."""
-
-    backend: str = "openai"  # "openai" (any OpenAI-compatible server) or "local" (a transformers model)
-    judge_model: str | None = None  # None -> "gpt-4o-mini" (openai) or "smollm2-135m" (local)
-    base_url: str | None = None  # None -> $OPENAI_BASE_URL or OpenAI itself
-    mode: str = "logprob"  # "logprob" (EM papers) or "parse" (endpoints without logprobs)
-    metrics: tuple = METRICS
-    concurrency: int = 16
-    max_retries: int = 5
-    timeout: float = 30.0
-    max_dollars: float = 2.0
-    cache_path: str | None = None  # None -> <run>/judge_cache.sqlite (judge_run) or the kit cache (judge_table)
-    prices: dict = field(default_factory=lambda: dict(PRICES), repr=False)
-    local_batch_size: int = 16
-    device: str | None = None
-    progress: bool = True
-
-    def __post_init__(self):
-        if self.backend not in ("openai", "local"):
-            raise ValueError(f"JudgeConfig.backend={self.backend!r}: use 'openai' or 'local'")
-        if self.mode not in ("logprob", "parse"):
-            raise ValueError(f"JudgeConfig.mode={self.mode!r}: use 'logprob' or 'parse'")
-        self.metrics = tuple(self.metrics)
-        bad = [m for m in self.metrics if m not in RUBRICS]
-        if bad or not self.metrics:
-            raise ValueError(f"JudgeConfig.metrics has {bad or 'nothing'}: pick from {', '.join(METRICS)}")
-        if self.concurrency < 1 or self.max_dollars < 0:
-            raise ValueError("JudgeConfig.concurrency must be >= 1 and max_dollars >= 0")
-        self.judge_model = self.judge_model or (DEFAULT_OPENAI_MODEL if self.backend == "openai" else DEFAULT_LOCAL_MODEL)
-
-
-def make_backend(config: JudgeConfig):
-    """The backend object for a config (a local model is only loaded when it first judges)."""
-    if config.backend == "local":
-        return LocalBackend(config.judge_model, device=config.device, batch_size=config.local_batch_size)
-    return OpenAIBackend(config.judge_model, config.base_url, config.max_retries, config.timeout)
-
-
-def weak_judge_warning(config: JudgeConfig) -> str | None:
-    """A warning when the judge is a tiny local model whose scores only exercise the pipeline."""
-    if config.backend == "local" and str(config.judge_model).lower().rstrip("/").endswith(_WEAK_JUDGES):
-        return (f"The local judge {config.judge_model!r} is tiny: its scores mean little and only exercise the "
-                "pipeline. For real scores use JudgeConfig(backend='openai') (gpt-4o-mini) or a larger local judge.")
-    return None
 
 
 def read_generations(run_name: str, limit: int | None = None):
@@ -125,47 +66,6 @@ def _text(value) -> str:
     return "" if value is None or value != value else str(value)  # NaN -> ""
 
 
-def _price(config: JudgeConfig, base_url: str) -> tuple[float, float, str]:
-    if config.backend == "local":
-        return 0.0, 0.0, "local model: free"
-    name = next((m for m in sorted(config.prices, key=len, reverse=True) if config.judge_model.startswith(m)), None)
-    if name:
-        return (*config.prices[name], f"priced as {name}")
-    if _LOCAL_HOSTS.match(base_url):
-        return 0.0, 0.0, "unknown model on a local server: assumed free"
-    dearest = max(config.prices.values(), key=lambda p: p[1])
-    return (*dearest, "unknown model: priced at the dearest known rate (set JudgeConfig.prices)")
-
-
-def _tokens_in(prompt: str) -> int:
-    return len(prompt) // 4 + 8  # ~4 characters a token, plus the chat wrapper
-
-
-class _Budget:
-    """Spend so far; refuses a call when spend + calls in flight + the next call's expected cost pass the cap."""
-
-    def __init__(self, cap: float, price: tuple, tokens_out: int):
-        self.cap, self.pin, self.pout, self.tokens_out = cap, price[0], price[1], tokens_out
-        self.spent = self.estimated = self.reserved = 0.0
-
-    def cost(self, tin: int, tout: int) -> float:
-        return (tin * self.pin + tout * self.pout) / 1e6
-
-    def reserve(self, prompt: str) -> tuple[float, float] | None:
-        est = self.cost(_tokens_in(prompt), self.tokens_out)
-        expected = est * max(1.0, self.spent / self.estimated if self.estimated else 1.0)
-        if self.spent + self.reserved + expected > self.cap + 1e-12:
-            return None
-        self.reserved += expected
-        return est, expected
-
-    def settle(self, held: tuple[float, float], tin: int, tout: int) -> None:
-        est, expected = held
-        self.reserved -= expected
-        self.estimated += est
-        self.spent += self.cost(tin, tout) if tin else est
-
-
 def _prepare(df, config: JudgeConfig, backend):
     """Mode, per-row keys, unique prompts, and what the cache already holds."""
     mode = backend.effective_mode(config.mode)
@@ -176,17 +76,6 @@ def _prepare(df, config: JudgeConfig, backend):
     finally:
         cache.close()
     return mode, keys, prompts, cached
-
-
-def _estimate(config: JudgeConfig, base_url: str, mode: str, n_rows: int, prompts: dict, cached: dict) -> dict:
-    todo = [p for k, p in prompts.items() if k not in cached]
-    pin, pout, note = _price(config, base_url)
-    tin = sum(_tokens_in(p) for p in todo)
-    tout = len(todo) * (1 if mode == "logprob" else PARSE_MAX_TOKENS)
-    return {"judge_model": config.judge_model, "mode": mode, "judgments": n_rows * len(config.metrics),
-            "unique_prompts": len(prompts), "cached": len(prompts) - len(todo), "calls": len(todo),
-            "input_tokens": tin, "output_tokens": tout, "dollars": round((tin * pin + tout * pout) / 1e6, 6),
-            "max_dollars": config.max_dollars, "price_note": note}
 
 
 def estimate_cost(df, config: JudgeConfig | None = None) -> dict:

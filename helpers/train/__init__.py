@@ -1,10 +1,16 @@
 """LoRA fine-tuning: `TrainConfig`, `train()`; `python -m helpers.train` is the command line.
 
-trainer.py  TrainConfig, train, build_trainer, prepare_data, checkpoint_steps
-data.py     rows -> prompt/completion; report.py train_log.csv, the loss plot, training_details.md
-speed.py    GPU speed paths; gpu_plan.py batch/checkpointing plan per GPU; cli.py dataclass fields as options
+config.py      TrainConfig, TrainResult, RunFinishedError
+trainer.py     train, build_trainer, prepare_data
+run_folder.py  checkpoints (checkpoint_steps), resume or refuse, a finished run read back
+speed.py       TrainSpeed: speed options for build_trainer; gpu_plan.py micro-batch/checkpointing plan per GPU
+data.py        rows -> prompt/completion; report.py train_log.csv, the loss plot, training_details.md
+cli.py         `python -m helpers.train` (HfArgumentParser over TrainConfig) and the field kinds widgets share
 """
 
-from helpers.train.trainer import RunFinishedError, TrainConfig, build_trainer, checkpoint_steps, prepare_data, train
+from helpers.train.config import RunFinishedError, TrainConfig
+from helpers.train.run_folder import checkpoint_steps
+from helpers.train.speed import TrainSpeed
+from helpers.train.trainer import build_trainer, prepare_data, train
 
-__all__ = ["RunFinishedError", "TrainConfig", "build_trainer", "checkpoint_steps", "prepare_data", "train"]
+__all__ = ["RunFinishedError", "TrainConfig", "TrainSpeed", "build_trainer", "checkpoint_steps", "prepare_data", "train"]

@@ -2,7 +2,7 @@
 
 import sys
 
-from helpers.train.trainer import main
+from helpers.train.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,12 +1,24 @@
-"""Dataclass fields as simple kinds (bool/int/float/str/tuple/dict, maybe None), shared by the CLI and the widget panel."""
+"""`python -m helpers.train`: transformers' HfArgumentParser over TrainConfig, and the field kinds the panel shares.
+
+HfArgumentParser reads TrainConfig's fields and `metadata["help"]`; this module adds only what it cannot do: list
+and mapping options (`--domains a b`, `--target_modules q_proj,v_proj`, `--mix a=0.8 b=0.2`) and `none` for an
+optional number.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from accelerate import PartialState
+from transformers import HfArgumentParser
+
+from helpers.train.config import RunFinishedError, TrainConfig
+from helpers.train.trainer import train
 
 NONE_WORDS = ("", "none", "None", "null")
 
@@ -92,3 +104,56 @@ def format_value(spec: FieldSpec, value) -> str:
     if spec.kind == "dict":
         return ", ".join(f"{k}={v}" for k, v in value.items())
     return str(value)
+
+
+# ---------------------------------------------------------------- command line
+
+@dataclass
+class CliOptions:
+    """Options of the command that are not training settings."""
+
+    overwrite: bool = field(default=False, metadata={"help": "delete a finished run of this name and train again"})
+
+
+def _none_or(convert):
+    def parse(text):
+        return None if str(text).strip() in NONE_WORDS else convert(text)
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def build_parser():
+    """HfArgumentParser over TrainConfig and CliOptions; list, mapping and optional options read as above."""
+    parser = HfArgumentParser((TrainConfig, CliOptions), prog="python -m helpers.train",
+                              description="Train a LoRA adapter into runs/<run_name>/.")
+    for spec in field_specs(TrainConfig):
+        action = parser._option_string_actions[f"--{spec.name}"]
+        if spec.kind in ("tuple", "dict"):
+            action.nargs, action.type = "+", str
+            action.metavar = "NAME=VALUE" if spec.kind == "dict" else spec.elem.__name__.upper()
+        elif spec.optional:
+            action.type = _none_or(action.type)
+    return parser
+
+
+def config_from_args(argv=None):
+    """(TrainConfig, overwrite) from command-line arguments; unset options keep TrainConfig's defaults."""
+    ns = vars(build_parser().parse_args(argv))
+    overwrite = bool(ns.pop("overwrite"))
+    for spec in field_specs(TrainConfig):
+        if spec.kind in ("tuple", "dict") and isinstance(ns[spec.name], list):
+            ns[spec.name] = parse_value(spec, ", ".join(ns[spec.name]))
+    return TrainConfig(**ns), overwrite
+
+
+def main(argv=None) -> int:
+    """CLI entry point: train, then print where the adapter is (main process only)."""
+    cfg, overwrite = config_from_args(argv)
+    try:
+        result = train(cfg, overwrite=overwrite)
+    except (RunFinishedError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if PartialState().is_main_process:
+        print(result)
+    return 0

@@ -206,13 +206,8 @@ def generation_batch_size(info: GpuInfo, shape: ModelShape, prompt_len: int = 64
 
 
 def grouping_kwargs(on: bool) -> dict:
-    """Length grouping in the spelling this transformers has (5.x: train_sampling_strategy; 4.x: group_by_length)."""
-    from transformers import TrainingArguments
-
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    if "train_sampling_strategy" in names:
-        return {"train_sampling_strategy": "group_by_length" if on else "random"}
-    return {"group_by_length": bool(on)}
+    """Length grouping as TrainingArguments spells it (transformers 5: train_sampling_strategy)."""
+    return {"train_sampling_strategy": "group_by_length" if on else "random"}
 
 
 def plan_to_kwargs(plan: TrainPlan, model_dtype=None) -> dict:

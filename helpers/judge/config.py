@@ -1,0 +1,67 @@
+"""JudgeConfig: how to judge (backend, judge model, mode, metrics, concurrency, the dollar cap), and its backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from helpers.judge.backends import LocalBackend, OpenAIBackend
+from helpers.judge.rubrics import METRICS, RUBRICS
+
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_LOCAL_MODEL = "smollm2-135m"
+# USD per million tokens (input, output); a model missing here is priced at the dearest row unless it is local.
+PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1": (2.00, 8.00),
+          "gpt-4.1-mini": (0.40, 1.60), "gpt-4.1-nano": (0.10, 0.40)}
+_WEAK_JUDGES = ("smollm2-135m", "tiny-random-llama", "huggingfacetb/smollm2-135m")
+
+
+class JudgeBudgetError(ValueError):
+    """The estimated cost is above `max_dollars`."""
+
+
+@dataclass
+class JudgeConfig:
+    """How to judge: backend, judge model, scoring mode, metrics, concurrency, retries, the dollar cap, the cache."""
+
+    backend: str = "openai"  # "openai" (any OpenAI-compatible server) or "local" (a transformers model)
+    judge_model: str | None = None  # None -> "gpt-4o-mini" (openai) or "smollm2-135m" (local)
+    base_url: str | None = None  # None -> $OPENAI_BASE_URL or OpenAI itself
+    mode: str = "logprob"  # "logprob" (EM papers) or "parse" (endpoints without logprobs)
+    metrics: tuple = METRICS
+    concurrency: int = 16
+    max_retries: int = 5
+    timeout: float = 30.0
+    max_dollars: float = 2.0
+    cache_path: str | None = None  # None -> <run>/judge_cache.sqlite (judge_run) or the kit cache (judge_table)
+    prices: dict = field(default_factory=lambda: dict(PRICES), repr=False)
+    local_batch_size: int = 16
+    device: str | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.backend not in ("openai", "local"):
+            raise ValueError(f"JudgeConfig.backend={self.backend!r}: use 'openai' or 'local'")
+        if self.mode not in ("logprob", "parse"):
+            raise ValueError(f"JudgeConfig.mode={self.mode!r}: use 'logprob' or 'parse'")
+        self.metrics = tuple(self.metrics)
+        bad = [m for m in self.metrics if m not in RUBRICS]
+        if bad or not self.metrics:
+            raise ValueError(f"JudgeConfig.metrics has {bad or 'nothing'}: pick from {', '.join(METRICS)}")
+        if self.concurrency < 1 or self.max_dollars < 0:
+            raise ValueError("JudgeConfig.concurrency must be >= 1 and max_dollars >= 0")
+        self.judge_model = self.judge_model or (DEFAULT_OPENAI_MODEL if self.backend == "openai" else DEFAULT_LOCAL_MODEL)
+
+
+def make_backend(config: JudgeConfig):
+    """The backend object for a config (a local model is only loaded when it first judges)."""
+    if config.backend == "local":
+        return LocalBackend(config.judge_model, device=config.device, batch_size=config.local_batch_size)
+    return OpenAIBackend(config.judge_model, config.base_url, config.max_retries, config.timeout)
+
+
+def weak_judge_warning(config: JudgeConfig) -> str | None:
+    """A warning when the judge is a tiny local model whose scores only exercise the pipeline."""
+    if config.backend == "local" and str(config.judge_model).lower().rstrip("/").endswith(_WEAK_JUDGES):
+        return (f"The local judge {config.judge_model!r} is tiny: its scores mean little and only exercise the "
+                "pipeline. For real scores use JudgeConfig(backend='openai') (gpt-4o-mini) or a larger local judge.")
+    return None
