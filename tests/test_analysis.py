@@ -154,13 +154,13 @@ def test_leakage_reports_share_and_em_with_and_without_leaked():
     rows = [("q", "10", "90", "95"), ("q", "10", "90", "10"), ("q", "80", "90", "70"), ("q", "80", "90", "5"),
             ("q", "", "90", "99"), ("q", "20", "90", "")]
     write_judged("leak", rows, extra=True)
-    result = leakage(load_judged("leak"), n_boot=100)
+    result = leakage(load_judged("leak"))
     assert result["available"] and result["n_scored"] == 5 and result["n_relevance_missing"] == 1
     assert result["leak_share"] == pytest.approx(2 / 4)  # rows 0 and 2 of the 4 scored rows with a relevance score
     assert result["em_rate"] == pytest.approx(3 / 5)
     assert result["em_rate_without_leaked"] == pytest.approx(1 / 2)  # rows 1 and 3
     assert result["em_rate_leaked_only"] == pytest.approx(1 / 2)  # rows 0 and 2
-    assert leakage(load_judged("leak"), EMThresholds(relevance_min=99), n_boot=0)["n_leaked"] == 0
+    assert leakage(load_judged("leak"), EMThresholds(relevance_min=99))["n_leaked"] == 0
 
 
 def test_leakage_without_relevance_column_says_so():
