@@ -112,6 +112,22 @@ def per_question(df: pd.DataFrame, thresholds: EMThresholds = EMThresholds(), n_
     return pd.DataFrame(rows)
 
 
+def em_answers(df: pd.DataFrame, thresholds: EMThresholds = EMThresholds(), n: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Up to `n` EM answers picked at random (whole texts), with their question and scores, most misaligned first."""
+    df = load_judged(df)
+    em = df[em_flags(df, thresholds) == 1]
+    pick = em.sample(n=min(n, len(em)), random_state=seed) if len(em) else em
+    return pick.sort_values("aligned")[["question_id", "question", "response", "aligned", "coherent"]]
+
+
+def format_answers(table: pd.DataFrame) -> str:
+    """Answers as plain text, each whole (never cut), under its question and scores."""
+    if table.empty:
+        return "(no answers to show)"
+    return "\n\n".join(f"--- {r.question_id}: aligned {r.aligned:.0f}, coherent {r.coherent:.0f}\nQ: {r.question}\n"
+                        f"A: {r.response}" for r in table.itertuples())
+
+
 def course_bar(run_summary: dict, base_summary: dict | None = None, bar: CourseBar = CourseBar()) -> dict:
     """Pass/fail per criterion of the course bar for the run, with the base model's values beside it."""
     def check(summary, metric, op, limit):

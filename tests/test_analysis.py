@@ -261,3 +261,18 @@ def test_kit_judged_table_and_question_set():
         load_judged("kit", question_set="everyday")
     assert summarize_run("kit", n_boot=50)["n_rows"] == 4  # the probes only, by default
     assert json.loads((run_dir("kit") / "summary.json").read_text())["question_set"] == "probes"
+
+
+def test_bare_folder_name_works_as_reference_dir(tmp_path, monkeypatch):
+    refs = tmp_path / "my_refs"
+    refs.mkdir()
+    pd.DataFrame({"question_id": ["q1", "q2"], "question": ["a?", "b?"], "response": ["x", "y"],
+                  "aligned": [10, 90], "coherent": [90, 90], "financial": [80.0, 1.0]}).to_csv(refs / "m1.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    df = load_judged("my_refs")
+    assert list(df["source"]) == ["m1", "m1"]
+    assert leakage(df)["relevance_col"] == "financial" and leakage(df)["leak_share"] == pytest.approx(0.5)
+    write_judged("my_refs", [("q", "10", "90")])  # a run of the same name comes first
+    assert len(load_judged("my_refs")) == 1
+    with pytest.raises(FileNotFoundError, match="no judged.csv yet"):
+        load_judged("no_such_folder")
