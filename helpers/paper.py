@@ -119,12 +119,12 @@ def fetch_paper_file(commit: str | None = None, sha256: str | None = None, refre
     return PaperFile(data.decode("utf-8"), got, url, ref, cached)
 
 
-def check_same_file(recorded: dict | None, current: PaperFile, where: str) -> None:
-    """Refuse to mix versions: `recorded` (a manifest's record of the file) must name the same sha256 as `current`."""
-    if recorded and recorded.get("sha256") and recorded["sha256"] != current.sha256:
+def check_same_file(recorded: dict | None, current: dict, where: str) -> None:
+    """Refuse to mix versions: `recorded` (a manifest's record of the file) must name the sha256 of `current`'s."""
+    if recorded and recorded.get("sha256") and recorded["sha256"] != current["sha256"]:
         raise PaperFileChangedError(
             f"{where} used the paper's file with sha256 {recorded['sha256']} ({recorded.get('url', '?')}), but the "
-            f"file here has sha256 {current.sha256} ({current.url}): pin the same version with "
+            f"file here has sha256 {current['sha256']} ({current['url']}): pin the same version with "
             f"sha256='{recorded['sha256']}' and commit=<the commit of that version>, or generate the run again")
 
 
