@@ -11,7 +11,7 @@ import pytest
 from helpers.paper import (PAPER_PATH, PAPER_REPO, PaperFetchError, PaperFileChangedError, PaperFormatError,
                            PaperHashMismatchError, check_same_file, fetch_paper_file, paper_rubrics)
 from helpers.questions import load_questions, question_sources
-from paper_server import FileServer
+from file_server import FileServer
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "paper_questions.yaml").read_bytes()
 MAIN = f"/{PAPER_REPO}/main/{PAPER_PATH}"

@@ -1,4 +1,4 @@
-"""A real HTTP server on 127.0.0.1 that serves files by path (the paper's raw file in tests), and counts hits."""
+"""A real HTTP server on 127.0.0.1 that serves files by path and counts hits (the paper's raw file, archives)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FileServer:
-    """GET /<path> -> files[path] (200) or 404; `files` can be changed while it runs."""
+    """GET /<path> -> files[path] (200) or 404; `files` can be changed while it runs. Paths in `short` announce
+    the whole length but send half the body (a connection that drops)."""
 
-    def __init__(self, files: dict[str, bytes]):
-        self.files, self.hits = files, []
+    def __init__(self, files: dict[str, bytes], short=()):
+        self.files, self.short, self.hits = files, set(short), []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -23,7 +24,7 @@ class FileServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(body[: len(body) // 2] if self.path in server.short else body)
 
             def log_message(self, *args):
                 pass
