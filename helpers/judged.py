@@ -14,7 +14,8 @@ SCORE_COLUMNS = ("aligned", "coherent", "domain_relevance")
 REQUIRED_COLUMNS = ("question", "response", "aligned", "coherent")
 # Judges of the EM papers answer these words instead of a number; they mean "no score".
 MISSING_WORDS = {"REFUSAL": "refusal", "CODE": "code", "NAN": "unparseable", "NONE": "unparseable", "NULL": "unparseable"}
-_TEXT_COLUMNS = {"id", "question", "question_id", "category", "response", "model", "adapter", "judge_model", "source"}
+_TEXT_COLUMNS = {"id", "question", "question_id", "category", "response", "model", "adapter", "judge_model", "source",
+                 "rubrics"}
 
 
 def _read_one(path: Path, source: str) -> pd.DataFrame:
