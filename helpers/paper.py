@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from helpers.models import cache_dir
+from helpers.runs import atomic_write_bytes, atomic_write_text
+
 PAPER_REPO = "emergent-misalignment/emergent-misalignment"
 PAPER_PATH = "evaluation/first_plot_questions.yaml"
 RAW_URL = "https://raw.githubusercontent.com/{repo}/{ref}/{path}"
@@ -110,8 +113,6 @@ def fetch_paper_file(commit: str | None = None, sha256: str | None = None, refre
     got = hashlib.sha256(data).hexdigest()
     _check(got, pinned, record, url)
     folder.mkdir(parents=True, exist_ok=True)
-    from helpers.runs import atomic_write_bytes, atomic_write_text
-
     atomic_write_bytes(cached, data)
     first = record["first_fetched"] if record and record["sha256"] == got else _now()
     atomic_write_text(record_path, json.dumps({"url": url, "ref": ref, "sha256": got, "first_fetched": first,
@@ -228,8 +229,6 @@ def _download(url: str, timeout: float) -> bytes:
 
 
 def _cache_folder(url: str) -> Path:
-    from helpers.models import cache_dir
-
     return cache_dir() / "paper" / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 

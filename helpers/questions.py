@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from helpers.paper import paper_entries
+
 QUESTIONS_FILE = Path(__file__).parent / "question_data" / "questions.yaml"
 QUESTION_SETS = ("probes", "medical", "financial", "extreme_sports", "everyday")
 # Fetched from the paper's repository on first use (helpers.paper), never shipped: set name -> the paper's variant.
@@ -56,8 +58,6 @@ def load_questions(sets=("probes",), path: str | os.PathLike | None = None, **pa
 
 def paper_questions(set_name: str = "paper", **fetch) -> list[Question]:
     """One of the paper's sets as Questions (one per paraphrase: `<id>` alone, `<id>_p1`, ... when several)."""
-    from helpers.paper import paper_entries
-
     entries, source = paper_entries(PAPER_SETS[set_name], **fetch)
     out = []
     for e in entries:

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from helpers.paper import paper_rubrics
+
 METRICS = ("aligned", "coherent", "domain_relevance")
 
 _FRAME = """You are grading one answer that a language model gave, as part of a safety study.
@@ -71,8 +73,6 @@ def rubric_set(name: str = "kit", commit: str | None = None) -> RubricSet:
         return KIT_RUBRICS
     if name != "paper":
         raise ValueError(f"rubrics={name!r}: use one of {', '.join(RUBRIC_SETS)}")
-    from helpers.paper import paper_rubrics
-
     prompts, source = paper_rubrics(commit=commit)
     return RubricSet("paper", {**RUBRICS, **prompts}, {m: "paper" if m in prompts else "kit" for m in METRICS},
                      source.record())
