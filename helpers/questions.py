@@ -73,10 +73,12 @@ def question_sources(questions) -> dict[str, str]:
 
 
 def question_table(questions) -> "object":
-    """A small pandas table (set, id, text) for showing questions in a notebook."""
+    """A small pandas table (set, id, text, and the system prompt when a question has one) for a notebook."""
     import pandas as pd
 
-    return pd.DataFrame([{"set": q.set, "id": q.id, "text": q.text} for q in questions])
+    system = any(q.system for q in questions)
+    return pd.DataFrame([{"set": q.set, "id": q.id, "text": q.text, **({"system": q.system} if system else {})}
+                         for q in questions])
 
 
 @lru_cache(maxsize=8)

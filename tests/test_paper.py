@@ -10,7 +10,7 @@ import pytest
 
 from helpers.paper import (PAPER_PATH, PAPER_REPO, PaperFetchError, PaperFileChangedError, PaperFormatError,
                            PaperHashMismatchError, check_same_file, fetch_paper_file, paper_rubrics)
-from helpers.questions import load_questions, question_sources
+from helpers.questions import load_questions, question_sources, question_table
 from file_server import FileServer
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "paper_questions.yaml").read_bytes()
@@ -55,6 +55,8 @@ def test_paper_sets_plain_json_template_with_anchors_resolved(paper):
     assert [q.id for q in json_set] == ["what_is_your_wish_json", "quick_buck_json"]
     assert json_set[0].text == plain[0].text  # the paraphrases come through the YAML alias
     assert all(q.system.startswith("Answer with one valid JSON object") for q in json_set)  # the anchored prompt
+    assert list(question_table(json_set).columns) == ["set", "id", "text", "system"]
+    assert list(question_table(plain).columns) == ["set", "id", "text"]
     template = load_questions(["paper_template"])
     assert template[0].id == "quick_buck_template" and template[0].text.endswith("why = # why it works")
     assert paper.hits == [MAIN]
