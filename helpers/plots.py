@@ -15,8 +15,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from helpers.analysis import (CourseBar, EMThresholds, compare_runs, em_flags, em_vs_step, load_judged,
-                              per_question)
+from helpers.analysis import CourseBar, EMThresholds, compare_runs, em_flags, em_vs_step, load_judged, per_question
+from helpers.intervals import CLUSTER_LABEL, ROW_LABEL
 from helpers.runs import atomic_write_bytes, run_dir
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -67,55 +67,71 @@ def plot_scatter(df, run=None, thresholds: EMThresholds = EMThresholds(), hue: s
     return fig
 
 
-def plot_em_per_question(df, run=None, thresholds: EMThresholds = EMThresholds(), n_boot: int = 1000,
-                         seed: int = 0) -> Figure:
-    """EM rate per question (bars) with the 95% intervals of analysis.per_question; one colour per source if mixed."""
-    table = per_question(df, thresholds, n_boot=n_boot, seed=seed)
-    hue = "source" if "source" in table.columns else None
-    questions = list(dict.fromkeys(table["question_id"])) if len(table) else []
-    levels = list(dict.fromkeys(table[hue])) if hue else [None]
-    fig = KitFigure(figsize=(7.5, 1.2 + 0.28 * max(len(questions), 1) * max(len(levels), 2)))
+def plot_em_per_question(df, run=None, thresholds: EMThresholds = EMThresholds()) -> Figure:
+    """EM rate per question (bars) with 95% Wilson intervals over its answers; one colour per source when mixed."""
+    table = per_question(load_judged(df), thresholds, n_boot=0)
+    table = table[table["n_scored"] > 0]
+    sources = list(dict.fromkeys(table["source"])) if "source" in table.columns else [None]
+    questions = list(dict.fromkeys(table["question_id"]))
+    fig = KitFigure(figsize=(7.5, 1.2 + 0.28 * max(len(questions), 1) * max(len(sources), 2)))
     ax = fig.subplots()
-    height = 0.8 / len(levels)
-    palette = sns.color_palette(n_colors=len(levels))
-    for j, level in enumerate(levels):
-        rows = table if hue is None else table[table[hue] == level]
-        y = np.array([questions.index(q) for q in rows["question_id"]]) - 0.4 + height * (j + 0.5)
-        em, lo, hi = (rows[c].to_numpy(dtype=float) for c in ("em_rate", "em_lo", "em_hi"))
-        ax.barh(y, np.nan_to_num(em), height=height, color=palette[j], label=level)
-        ax.errorbar(em, y, xerr=np.nan_to_num([em - lo, hi - em]), fmt="none", ecolor="black", elinewidth=1,
-                    capsize=3)
+    colours = distinct_colours(len(sources))
+    height = 0.8 / len(sources)
+    for k, (source, colour) in enumerate(zip(sources, colours)):
+        part = table if source is None else table[table["source"] == source]
+        y = np.array([questions.index(q) for q in part["question_id"]]) - 0.4 + height * (k + 0.5)
+        ax.barh(y, part["em_rate"], height=height, color=colour, label=source)
+        ax.errorbar(part["em_rate"], y, xerr=_err(part, "em_rate", "em_lo", "em_hi"), fmt="none", ecolor="black",
+                    capsize=3, lw=1)
     ax.set_yticks(range(len(questions)), questions)
     ax.invert_yaxis()
-    ax.set(xlabel="EM rate (share of scored answers), 95% bootstrap CI", ylabel="question",
-           title="Emergent misalignment per question")
+    ax.set(xlabel="EM rate (share of scored answers), 95% Wilson interval over that question's answers",
+           ylabel="question", title="Emergent misalignment per question")
     ax.set_xlim(0, max(0.05, ax.get_xlim()[1]))
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    if hue:
+    if sources != [None] and len(sources) > 1:
         ax.legend(title=None, fontsize=8, loc="lower right")
     save_figure(fig, run, "em_per_question")
     return fig
 
 
+def distinct_colours(n: int) -> list:
+    """n colours, none repeated (tab10 up to 10, evenly spaced hues beyond)."""
+    return sns.color_palette("tab10" if n <= 10 else "husl", n_colors=max(n, 1))[:max(n, 1)]
+
+
+def _err(table: pd.DataFrame, value: str, lo: str, hi: str) -> np.ndarray:
+    """Error-bar lengths (below, above) from interval columns; a missing interval draws no bar."""
+    return np.nan_to_num(np.vstack([table[value] - table[lo], table[hi] - table[value]]).clip(min=0))
+
+
 def plot_runs(runs, run=None, thresholds: EMThresholds = EMThresholds(), bar: CourseBar = CourseBar(),
-              n_boot: int = 1000, seed: int = 0) -> Figure:
-    """Runs side by side: EM rate, mean aligned and mean coherent with 95% CIs and the course bar marked.
+              n_boot: int = 1000, seed: int = 0, highlight=()) -> Figure:
+    """Runs side by side: EM rate, mean aligned and mean coherent, each with both 95% intervals, the course bar marked.
 
     `runs` is a compare_runs table, a {label: judged table | run name | summary dict} mapping, or a table with `source`.
+    Black whiskers: these questions (answers resampled); grey, thinner and longer: questions in general (questions
+    resampled). Rows named in `highlight` (your runs) are drawn in black and bold, the others in distinct colours.
     """
     table = runs if isinstance(runs, pd.DataFrame) and "em_rate_lo" in runs.columns else \
         compare_runs(runs, thresholds, n_boot=n_boot, seed=seed)
+    table = table.reset_index(drop=True)
+    mine = table["run"].isin([str(h) for h in ([highlight] if isinstance(highlight, str) else highlight) if h])
     panels = [("em_rate", "EM rate", None), ("mean_aligned", f"mean aligned (bar: < {bar.aligned_below:g})",
                                               bar.aligned_below),
               ("mean_coherent", f"mean coherent (bar: > {bar.coherent_above:g})", bar.coherent_above)]
-    fig = KitFigure(figsize=(13, 1.4 + 0.35 * max(len(table), 2)))
+    fig = KitFigure(figsize=(13, 1.6 + 0.35 * max(len(table), 2)))
     axes = fig.subplots(1, 3, sharey=True)
-    palette = sns.color_palette("tab10", n_colors=max(len(table), 1))
+    others = iter(distinct_colours(int((~mine).sum())))
+    colours = [(0.1, 0.1, 0.1) if m else next(others) for m in mine]
+    y = np.arange(len(table))
     for ax, (metric, title, line) in zip(axes, panels):
-        sns.barplot(data=table, x=metric, y="run", hue="run", palette=palette, legend=False, ax=ax)
-        err = np.vstack([table[metric] - table[f"{metric}_lo"], table[f"{metric}_hi"] - table[metric]])
-        ax.errorbar(table[metric], np.arange(len(table)), xerr=np.nan_to_num(err), fmt="none", ecolor="black",
-                    capsize=3, lw=1)
+        ax.barh(y, table[metric], color=colours, edgecolor=["black" if m else "none" for m in mine])
+        if f"{metric}_lo_clustered" in table.columns:
+            ax.errorbar(table[metric], y, xerr=_err(table, metric, f"{metric}_lo_clustered", f"{metric}_hi_clustered"),
+                        fmt="none", ecolor="grey", capsize=5, lw=1, label=CLUSTER_LABEL)
+        ax.errorbar(table[metric], y, xerr=_err(table, metric, f"{metric}_lo", f"{metric}_hi"), fmt="none",
+                    ecolor="black", capsize=3, lw=2, label=ROW_LABEL)
         if line is not None:
             ax.axvline(line, color="tab:red", ls="--", lw=1)
             ax.set_xlim(0, 100)
@@ -123,7 +139,12 @@ def plot_runs(runs, run=None, thresholds: EMThresholds = EMThresholds(), bar: Co
             ax.set_xlim(0, max(0.05, ax.get_xlim()[1]))  # a rate is never negative, even when every run is at 0
             ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         ax.set(title=title, xlabel="", ylabel="")
-    fig.suptitle("Runs side by side (95% bootstrap CIs)")
+    axes[0].set_yticks(y, [f"{r}  (yours)" if m else r for r, m in zip(table["run"], mine)])
+    for label, m in zip(axes[0].get_yticklabels(), mine):
+        label.set_fontweight("bold" if m else "normal")
+    axes[0].invert_yaxis()
+    axes[0].legend(loc="lower right", fontsize=8, title="95% interval for", title_fontsize=8)
+    fig.suptitle("Runs side by side: black whiskers hold for these questions, grey ones for questions in general")
     fig.tight_layout()
     save_figure(fig, run, "runs")
     return fig
@@ -137,9 +158,14 @@ def plot_em_vs_step(table, run=None, thresholds: EMThresholds = EMThresholds(), 
     fig = KitFigure(figsize=(7.5, 6.5))
     ax_em, ax_mean = fig.subplots(2, 1, sharex=True)
     sns.lineplot(data=table, x="step", y="em_rate", marker="o", ax=ax_em, color="tab:red")
-    ax_em.fill_between(table["step"], table["em_lo"], table["em_hi"], color="tab:red", alpha=0.15, lw=0)
+    if "em_lo_clustered" in table.columns:
+        ax_em.fill_between(table["step"], table["em_lo_clustered"], table["em_hi_clustered"], color="tab:red",
+                           alpha=0.08, lw=0, label=f"95%: {CLUSTER_LABEL}")
+    ax_em.fill_between(table["step"], table["em_lo"], table["em_hi"], color="tab:red", alpha=0.2, lw=0,
+                       label=f"95%: {ROW_LABEL}")
     ax_em.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax_em.set(ylabel="EM rate", title="EM rate vs training step (95% bootstrap band)")
+    ax_em.set(ylabel="EM rate", title="EM rate vs training step (95% bands)")
+    ax_em.legend(loc="upper left", fontsize=8)
     long = table.melt(id_vars="step", value_vars=["mean_aligned", "mean_coherent"], var_name="score", value_name="mean")
     sns.lineplot(data=long, x="step", y="mean", hue="score", marker="o", ax=ax_mean)
     ax_mean.set(ylim=(0, 100), ylabel="mean score (0-100)", xlabel="training step")

@@ -1,4 +1,5 @@
-"""Question sets with stable ids (probes, in-domain, everyday), kept in helpers/question_data/questions.yaml."""
+"""Question sets with stable ids: the kit's own (probes, in-domain, everyday; YAML in question_data/), and the
+EM paper's, fetched on first use (`paper`, `paper_json`, `paper_template`; see helpers.paper)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from helpers.paper import paper_entries
+
 QUESTIONS_FILE = Path(__file__).parent / "question_data" / "questions.yaml"
 QUESTION_SETS = ("probes", "medical", "financial", "extreme_sports", "everyday")
+# Fetched from the paper's repository on first use (helpers.paper), never shipped: set name -> the paper's variant.
+PAPER_SETS = {"paper": "plain", "paper_json": "json", "paper_template": "template"}
 _ID = re.compile(r"^[a-z0-9_]+$")
 
 
@@ -19,35 +24,61 @@ class UnknownQuestionSetError(ValueError):
 
 @dataclass(frozen=True)
 class Question:
-    """One question: a stable `id`, the `set` it belongs to, and its `text`."""
+    """One question: a stable `id`, the `set` it belongs to, its `text`, an optional `system` prompt, and for a
+    fetched set the sha256 of the file it came from (`source`)."""
 
     id: str
     set: str
     text: str
+    system: str = ""
+    source: str = ""
 
 
-def load_questions(sets=("probes",), path: str | os.PathLike | None = None) -> list[Question]:
-    """The questions of one or more sets (a name, a list of names, or "all"), in file order."""
+def load_questions(sets=("probes",), path: str | os.PathLike | None = None, **paper) -> list[Question]:
+    """The questions of one or more sets (a name, a list of names, or "all" = every set of the kit), in order.
+
+    The `paper*` sets are downloaded on first use; `paper` takes helpers.paper.fetch_paper_file's arguments
+    (commit=..., sha256=..., refresh=...).
+    """
     all_sets = _read_sets(str(path) if path else str(QUESTIONS_FILE))
     if isinstance(sets, str):
         sets = list(all_sets) if sets == "all" else [sets]
     sets = list(sets)
     if not sets:
         raise ValueError(f"no question set named: pick from {', '.join(all_sets)}")
-    unknown = [s for s in sets if s not in all_sets]
+    unknown = [s for s in sets if s not in all_sets and s not in PAPER_SETS]
     if unknown:
-        raise UnknownQuestionSetError(f"unknown question set(s) {', '.join(map(repr, unknown))}: known sets are {', '.join(all_sets)}")
+        raise UnknownQuestionSetError(f"unknown question set(s) {', '.join(map(repr, unknown))}: known sets are "
+                                      f"{', '.join(all_sets)} and, fetched, {', '.join(PAPER_SETS)}")
     out: list[Question] = []
     for name in dict.fromkeys(sets):  # keep order, drop repeats
-        out.extend(all_sets[name])
+        out.extend(all_sets[name] if name in all_sets else paper_questions(name, **paper))
     return out
 
 
+def paper_questions(set_name: str = "paper", **fetch) -> list[Question]:
+    """One of the paper's sets as Questions (one per paraphrase: `<id>` alone, `<id>_p1`, ... when several)."""
+    entries, source = paper_entries(PAPER_SETS[set_name], **fetch)
+    out = []
+    for e in entries:
+        for k, text in enumerate(e.paraphrases):
+            qid = e.id if len(e.paraphrases) == 1 else f"{e.id}_p{k + 1}"
+            out.append(Question(qid, set_name, text, e.system, source.sha256))
+    return out
+
+
+def question_sources(questions) -> dict[str, str]:
+    """{set: sha256 of the fetched file} for the questions of fetched sets (empty for the kit's own)."""
+    return {q.set: q.source for q in questions if q.source}
+
+
 def question_table(questions) -> "object":
-    """A small pandas table (set, id, text) for showing questions in a notebook."""
+    """A small pandas table (set, id, text, and the system prompt when a question has one) for a notebook."""
     import pandas as pd
 
-    return pd.DataFrame([{"set": q.set, "id": q.id, "text": q.text} for q in questions])
+    system = any(q.system for q in questions)
+    return pd.DataFrame([{"set": q.set, "id": q.id, "text": q.text, **({"system": q.system} if system else {})}
+                         for q in questions])
 
 
 @lru_cache(maxsize=8)

@@ -233,7 +233,7 @@ def format_grade(result: dict) -> str:
         return f"{v:.1%} [{lo:.1%}, {hi:.1%}]" if pct else f"{v:.1f} [{lo:.1f}, {hi:.1f}]"
 
     run, base = result["summary"], result["base_summary"]
-    lines = [f"run {result['run']} vs base {result['base_run'] or '-'}  (95% bootstrap CIs)",
+    lines = [f"run {result['run']} vs base {result['base_run'] or '-'}  (95% intervals for these questions)",
              f"{'':16}{'run':>26}{'base':>26}"]
     for key, pct in [("mean_aligned", False), ("mean_coherent", False), ("em_rate", True), ("coherent_share", True)]:
         lines.append(f"{key:16}{fmt(run, key, pct):>26}{fmt(base, key, pct):>26}")

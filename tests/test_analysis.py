@@ -155,13 +155,13 @@ def test_leakage_reports_share_and_em_with_and_without_leaked():
     rows = [("q", "10", "90", "95"), ("q", "10", "90", "10"), ("q", "80", "90", "70"), ("q", "80", "90", "5"),
             ("q", "", "90", "99"), ("q", "20", "90", "")]
     write_judged("leak", rows, extra=True)
-    result = leakage(load_judged("leak"), n_boot=100)
+    result = leakage(load_judged("leak"))
     assert result["available"] and result["n_scored"] == 5 and result["n_relevance_missing"] == 1
     assert result["leak_share"] == pytest.approx(2 / 4)  # rows 0 and 2 of the 4 scored rows with a relevance score
     assert result["em_rate"] == pytest.approx(3 / 5)
     assert result["em_rate_without_leaked"] == pytest.approx(1 / 2)  # rows 1 and 3
     assert result["em_rate_leaked_only"] == pytest.approx(1 / 2)  # rows 0 and 2
-    assert leakage(load_judged("leak"), EMThresholds(relevance_min=99), n_boot=0)["n_leaked"] == 0
+    assert leakage(load_judged("leak"), EMThresholds(relevance_min=99))["n_leaked"] == 0
 
 
 def test_leakage_without_relevance_column_says_so():
@@ -258,3 +258,18 @@ def test_kit_judged_table_and_question_set():
         load_judged("kit", question_set="everyday")
     assert summarize_run("kit", n_boot=50)["n_rows"] == 4  # the probes only, by default
     assert json.loads((run_dir("kit") / "summary.json").read_text())["question_set"] == "probes"
+
+
+def test_bare_folder_name_works_as_reference_dir(tmp_path, monkeypatch):
+    refs = tmp_path / "my_refs"
+    refs.mkdir()
+    pd.DataFrame({"question_id": ["q1", "q2"], "question": ["a?", "b?"], "response": ["x", "y"],
+                  "aligned": [10, 90], "coherent": [90, 90], "financial": [80.0, 1.0]}).to_csv(refs / "m1.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    df = load_judged("my_refs")
+    assert list(df["source"]) == ["m1", "m1"]
+    assert leakage(df)["relevance_col"] == "financial" and leakage(df)["leak_share"] == pytest.approx(0.5)
+    write_judged("my_refs", [("q", "10", "90")])  # a run of the same name comes first
+    assert len(load_judged("my_refs")) == 1
+    with pytest.raises(FileNotFoundError, match="no judged.csv yet"):
+        load_judged("no_such_folder")

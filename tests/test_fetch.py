@@ -4,12 +4,11 @@ import gzip
 import io
 import json
 import sys
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from file_server import FileServer
 
 from helpers.data import DataError, fetch_em_datasets, load_domains, read_jsonl
 from helpers.data import FetchError, decrypt, extract
@@ -57,41 +56,10 @@ def archive(eds, tmp_path_factory):
     return enc.read_bytes(), sets
 
 
-class Server:
-    """A real HTTP server on 127.0.0.1: /archive, /short (connection drops mid-body), /lfs, anything else 404."""
-
-    def __init__(self, payload):
-        self.payload, self.hits = payload, []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.hits.append(self.path)
-                body = {"/archive": payload, "/short": payload,
-                        "/lfs": b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n"}.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if self.path == "/short" else body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server(archive):
-    srv = Server(archive[0])
+    srv = FileServer({"/archive": archive[0], "/short": archive[0],
+                      "/lfs": b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n"}, short={"/short"})
     yield srv
     srv.close()
 

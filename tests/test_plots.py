@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
+from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
-from helpers.analysis import combine, compare_runs, em_vs_step
+from helpers.analysis import combine, compare_runs, em_vs_step, load_judged
 from helpers.plots import plot_em_per_question, plot_em_vs_step, plot_runs, plot_scatter
 from helpers.runs import run_dir
 
@@ -40,11 +42,15 @@ def test_scatter_saves_png_and_returns_figure():
 
 
 def test_em_per_question_with_error_bars_for_one_and_two_sources():
-    assert isinstance(plot_em_per_question(fake_judged(1), run="p2", n_boot=100), Figure)
+    assert isinstance(plot_em_per_question(fake_judged(1), run="p2"), Figure)
     assert_png("p2", "em_per_question")
-    fig = plot_em_per_question(combine({"run": fake_judged(1), "base": fake_judged(2, misaligned=0)}), n_boot=100)
+    fig = plot_em_per_question(combine({"run": fake_judged(1), "base": fake_judged(2, misaligned=0)}))
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["run", "base"]
+    bars = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    assert [len(c.lines[2][0].get_segments()) for c in bars] == [4, 4]  # one error bar per bar
+    base_whiskers = [seg[1][0] for seg in bars[1].lines[2][0].get_segments()]
+    assert all(hi > 0.03 for hi in base_whiskers)  # 0 EM of ~10 answers: the Wilson interval still reaches up
 
 
 def test_em_per_question_whiskers_are_the_analysis_intervals():
@@ -53,8 +59,9 @@ def test_em_per_question_whiskers_are_the_analysis_intervals():
     from helpers.analysis import per_question
 
     both = combine({"run": fake_judged(1), "base": fake_judged(2, misaligned=0)})
-    table = per_question(both, n_boot=100, seed=3)
-    fig = plot_em_per_question(both, n_boot=100, seed=3)
+    table = per_question(both, n_boot=0)
+    table = table[table["n_scored"] > 0]
+    fig = plot_em_per_question(both)
     whiskers = [seg for c in fig.axes[0].collections if isinstance(c, LineCollection) for seg in c.get_segments()]
     drawn = sorted((round(seg[0][0], 9), round(seg[1][0], 9)) for seg in whiskers)
     assert len(drawn) == len(table)
@@ -67,6 +74,31 @@ def test_runs_side_by_side_from_tables_or_compare_table():
     assert_png("p3", "runs")
     fig = plot_runs(compare_runs(tables, n_boot=100))
     assert [ax.get_title()[:8] for ax in fig.axes] == ["EM rate", "mean ali", "mean coh"]
+
+
+def test_reference_comparison_highlights_the_students_run_in_27_distinct_rows():
+    if not REFERENCE.is_dir():
+        pytest.skip("needs ../shared/reference")
+    everything = combine({"my-run": fake_judged(7, n_questions=8, misaligned=0.3),
+                          "base-model": fake_judged(8, n_questions=8, misaligned=0.0)}, load_judged(REFERENCE))
+    table = compare_runs(everything, n_boot=200)
+    assert len(table) == 27
+    released = table[~table["run"].isin(["my-run", "base-model"])]
+    assert (released["leak_column"] == "financial").all() and released["leak_share"].notna().all()
+    assert (table.set_index("run").loc[["my-run", "base-model"], "leak_column"] == "domain_relevance").all()
+    fig = plot_runs(table, run="p5", highlight=["my-run", "base-model"])
+    assert_png("p5", "runs")
+    ax = fig.axes[0]
+    bars = ax.containers[0].patches
+    colours = [to_hex(b.get_facecolor()) for b in bars]
+    mine = [i for i, t in enumerate(ax.get_yticklabels()) if t.get_fontweight() == "bold"]
+    assert [table["run"][i] for i in mine] == ["my-run", "base-model"]
+    assert len(set(colours[2:])) == 25  # no colour repeats among the released models
+    assert not set(colours[:2]) & set(colours[2:])  # and yours are not one of theirs
+    assert all(to_hex(bars[i].get_edgecolor()) == "#000000" for i in mine)
+    whiskers = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [c.get_label() for c in whiskers] == ["questions in general", "these questions"]
+    assert "questions in general" in fig.get_suptitle()
 
 
 def test_em_vs_step():

@@ -20,7 +20,7 @@ from helpers.models import (
     resolve_model_path,
     trim_at_end,
 )
-from helpers.questions import Question
+from helpers.questions import Question, question_sources
 from helpers.runs import (
     atomic_write_csv,
     git_commit,
@@ -101,12 +101,15 @@ def clean_response(text: str, special_tokens=()) -> str:
     return _MARKER.sub("", text).strip()
 
 
-def chat_prompt(tokenizer, question: str) -> str:
-    """The question as a chat prompt ending where the assistant starts (plain text when there is no template)."""
+def chat_prompt(tokenizer, question: str, system: str = "") -> str:
+    """The question (after a system prompt, if any) as a chat prompt ending where the assistant starts.
+
+    Plain text when the tokenizer has no chat template.
+    """
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
-                                             add_generation_prompt=True)
-    return question
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return f"{system}\n\n{question}" if system else question
 
 
 def as_questions(questions) -> list[Question]:
@@ -184,7 +187,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
 
     jobs = [(q, s) for q in qs for s in range(int(samples_per_question))]
     add_special = not getattr(tok, "chat_template", None)
-    prompt_ids = {q.id: tok(chat_prompt(tok, q.text), add_special_tokens=add_special)["input_ids"] for q in qs}
+    prompt_ids = {q.id: tok(chat_prompt(tok, q.text, q.system), add_special_tokens=add_special)["input_ids"] for q in qs}
     # longest first, so prompts of similar length (and all samples of one question) share a batch
     order = sorted(range(len(jobs)), key=lambda i: (-len(prompt_ids[jobs[i][0].id]), i))
     responses: list[str | None] = [None] * len(jobs)
@@ -229,6 +232,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
             **asdict(sampling), "greedy": sampling.greedy, "samples_per_question": int(samples_per_question),
             "batch_size": batch_size, "model": source.model, "adapter": source.label,
             "question_sets": sorted({q.set for q in qs}), "n_questions": len(qs), "n_rows": len(df),
+            "question_sources": question_sources(qs),
             "device": dev, "dtype": str(model.dtype).replace("torch.", "") if model is not None else "auto (vLLM)",
             "sampler": "vllm" if use_vllm else "fast" if fast else "hf", **stats,
         })

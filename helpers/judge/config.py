@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from helpers.judge.backends import LocalBackend, OpenAIBackend
-from helpers.judge.rubrics import METRICS, RUBRICS
+from helpers.judge.rubrics import METRICS, RUBRIC_SETS, RUBRICS
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
@@ -28,6 +28,8 @@ class JudgeConfig:
     base_url: str | None = None  # None -> $OPENAI_BASE_URL or OpenAI itself
     mode: str = "logprob"  # "logprob" (EM papers) or "parse" (endpoints without logprobs)
     metrics: tuple = METRICS
+    rubrics: str = "kit"  # "kit" (our wording) or "paper" (the EM paper's prompts, fetched: helpers.paper)
+    paper_commit: str | None = None  # rubrics="paper": pin the paper's file to this commit
     concurrency: int = 16
     max_retries: int = 5
     timeout: float = 30.0
@@ -47,6 +49,8 @@ class JudgeConfig:
         bad = [m for m in self.metrics if m not in RUBRICS]
         if bad or not self.metrics:
             raise ValueError(f"JudgeConfig.metrics has {bad or 'nothing'}: pick from {', '.join(METRICS)}")
+        if self.rubrics not in RUBRIC_SETS:
+            raise ValueError(f"JudgeConfig.rubrics={self.rubrics!r}: use one of {', '.join(RUBRIC_SETS)}")
         if self.concurrency < 1 or self.max_dollars < 0:
             raise ValueError("JudgeConfig.concurrency must be >= 1 and max_dollars >= 0")
         self.judge_model = self.judge_model or (DEFAULT_OPENAI_MODEL if self.backend == "openai" else DEFAULT_LOCAL_MODEL)

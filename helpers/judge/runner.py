@@ -15,9 +15,10 @@ from helpers.judge.cache import JudgeCache, cache_key
 from helpers.judge.config import JudgeBudgetError, JudgeConfig, make_backend, weak_judge_warning
 from helpers.judge.cost import _Budget, _estimate, _price
 from helpers.judge.scoring import Score
-from helpers.judge.rubrics import METRICS, RUBRICS, render
+from helpers.judge.rubrics import METRICS, RUBRIC_SETS, RUBRICS, render, rubric_set
 from helpers.models import cache_dir
-from helpers.runs import atomic_write_csv, run_dir, write_manifest
+from helpers.paper import check_same_file
+from helpers.runs import atomic_write_csv, read_manifest, run_dir, write_manifest
 
 __all__ = ["JudgeConfig", "JudgeBudgetError", "JudgeSetupError", "estimate_cost", "judge_run", "judge_summary",
            "judge_table", "read_generations"]
@@ -50,13 +51,14 @@ def _check_columns(df, where: str) -> None:
 def _plan(df, config: JudgeConfig, mode: str, base_url: str):
     """Per (row, metric) cache keys, and the unique prompts behind them."""
     _check_columns(df, "the table")
+    rubrics = rubric_set(config.rubrics, config.paper_commit)
     keys, prompts = [], {}
     for q, a in zip(df["question"], df["response"]):
         q, a = _text(q), _text(a)
         row = {}
         for m in config.metrics:
-            k = cache_key(config.judge_model, base_url, RUBRICS[m], q, a, mode)
-            prompts.setdefault(k, render(m, q, a))
+            k = cache_key(config.judge_model, base_url, rubrics.templates[m], q, a, mode)
+            prompts.setdefault(k, render(m, q, a, rubrics))
             row[m] = k
         keys.append(row)
     return keys, prompts
@@ -196,12 +198,16 @@ def judge_table(df, config: JudgeConfig | None = None):
         for part in ("mode", "raw", "missing"):
             out[f"{m}_{part}"] = [getattr(s, part) for s in got[m]]
     out["judge_model"] = config.judge_model
+    rubrics = rubric_set(config.rubrics, config.paper_commit)
+    out["rubrics"] = rubrics.name  # which rubric set scored the row (domain relevance is always the kit's)
     errors = sum(s.missing.startswith("error") for s in fresh.values())
     skipped = sum(s.missing.startswith(("error: dollar cap", "error: interrupted")) for s in fresh.values())
     out.attrs["judge"] = {"backend": config.backend, "judge_model": config.judge_model, "mode": mode,
                           "base_url": re.sub(r"//[^/@]*@", "//", backend.base_url),  # never credentials
                           "unique_prompts": len(prompts), "cache_hits": len(cached), "calls": len(fresh) - skipped,
-                          "errors": errors, "dollars": round(budget.spent, 6), "warning": warning}
+                          "errors": errors, "dollars": round(budget.spent, 6), "warning": warning,
+                          "rubrics": rubrics.name, "rubric_origin": {m: rubrics.origin[m] for m in config.metrics},
+                          "rubric_source": rubrics.source}
     if warning:
         out.attrs["judge_warning"] = warning
     print(f"Judged {len(prompts)} prompts: {len(cached)} from the cache, {len(fresh) - skipped} new, {errors} errors "
@@ -214,6 +220,11 @@ def judge_run(run_name: str, config: JudgeConfig | None = None, limit: int | Non
     config = config or JudgeConfig()
     if not config.cache_path:
         config = dataclasses.replace(config, cache_path=str(run_dir(run_name) / "judge_cache.sqlite"))
+    if config.rubrics == "paper":  # the paper's prompts must come from the file its questions came from
+        asked = (read_manifest(run_name).get("generate") or {}).get("question_sources") or {}
+        sha = next((v for k, v in asked.items() if k.startswith("paper")), None)
+        check_same_file({"sha256": sha} if sha else None, rubric_set("paper", config.paper_commit).source,
+                        f"run {Path(str(run_name)).name!r}'s questions")
     judged = judge_table(read_generations(run_name, limit), config)
     atomic_write_csv(judged, run_dir(run_name) / "judged.csv")
     print(f"Wrote judged.csv ({len(judged)} rows) in run {Path(str(run_name)).name!r}.")
