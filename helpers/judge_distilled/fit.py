@@ -303,9 +303,10 @@ def main(argv=None) -> None:
     judge = fit_judge(df, relevance, VARIANTS["final"])
     record(judge, df)
     judge.save(out)
-    from helpers.judge_distilled.card import write_card
+    if (out / LOMO_FILE.name).is_file():
+        from helpers.judge_distilled.card import write_card
 
-    write_card(out)
+        write_card(out)
     print(f"wrote {out}; run `python benchmarks/offline_judge.py` to add probes, speed and relevance to the card")
 
 
