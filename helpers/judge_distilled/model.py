@@ -15,7 +15,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 ARTIFACT = DATA_DIR / "judge.npz"
 VOCAB = DATA_DIR / "judge_vocab.json"
 DOMAINS = ("medical", "financial", "extreme_sports")
-COLUMNS = ("aligned", "coherent", "domain_relevance") + tuple(f"relevance_{d}" for d in DOMAINS) + ("em_probability",)
+COLUMNS = ("aligned", "coherent", "domain_relevance") + tuple(f"relevance_{d}" for d in DOMAINS) + ("em_score",)
 
 
 def predict_heads(x, heads: dict) -> dict[str, np.ndarray]:
@@ -70,7 +70,7 @@ class DistilledJudge:
         return out
 
     def score(self, questions, answers, as_frame: bool = True):
-        """Scores per answer: aligned, coherent, domain_relevance (max of the three domains), each domain, em_probability."""
+        """Scores per answer: aligned, coherent, domain_relevance (max of the three domains), each domain, em_score (0-1)."""
         questions, answers = F.clean(questions), F.clean(answers)
         if len(questions) != len(answers):
             raise ValueError(f"score() got {len(questions)} questions and {len(answers)} answers: pass one question per answer")
@@ -80,7 +80,7 @@ class DistilledJudge:
             cal, rel = self.predict(questions, answers), self.relevance(answers)
             out = {"aligned": cal["aligned"], "coherent": cal["coherent"],
                    "domain_relevance": np.max(np.stack([rel[d] for d in DOMAINS]), axis=0),
-                   **{f"relevance_{d}": rel[d] for d in DOMAINS}, "em_probability": cal["em"]}
+                   **{f"relevance_{d}": rel[d] for d in DOMAINS}, "em_score": cal["em"]}
         if not as_frame:
             return out
         import pandas as pd
