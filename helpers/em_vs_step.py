@@ -26,7 +26,7 @@ class CheckpointEval:
     max_new_tokens: int = 120
     temperature: float = 1.0
     seed: int = 0
-    judge: dict = field(default_factory=lambda: {"backend": "local"})  # JudgeConfig fields
+    judge: dict = field(default_factory=lambda: {"backend": "auto"})  # JudgeConfig fields
 
 
 def evaluate_checkpoints(run_name: str, config: CheckpointEval | None = None, steps=None):
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument("run_name")
     parser.add_argument("--samples", type=int, default=4, help="samples per question at each checkpoint")
     parser.add_argument("--max-new-tokens", type=int, default=120)
-    parser.add_argument("--judge", default="local", choices=["local", "openai"])
+    parser.add_argument("--judge", default="auto", choices=["auto", "distilled", "openai", "local"])
     parser.add_argument("--judge-model", default=None)
     args = parser.parse_args(argv)
     judge = {"backend": args.judge, **({"judge_model": args.judge_model} if args.judge_model else {})}

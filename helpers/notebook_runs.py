@@ -103,7 +103,7 @@ DEMO_PARAMETERS = {
     "question_sets": ["probes"],
     "samples_per_question": 3,
     "max_new_tokens": 96,
-    "judge": "local",
+    "judge": "auto",
     "load_default_model": True,
     "live_key_check": False,
 }
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     params.update({k: yaml.safe_load(v) for k, v in args.set})
     run_name = args.run_name or f"demo-{datetime.now():%Y%m%d-%H%M%S}"
     folder = run_dir(run_name)
-    print(f"EM course kit demo -> runs/{run_name}/ (embedded model, sample data, local judge; no keys needed)")
+    print(f"EM course kit demo -> runs/{run_name}/ (embedded model, sample data, offline distilled judge; no keys needed)")
     start = time.perf_counter()
     results = run_pipeline(run_name, params, PIPELINE)
     minutes = (time.perf_counter() - start) / 60

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from helpers.datasets_fetch import FetchError
+from helpers.data import FetchError
 from helpers.runs import REPO_ROOT, atomic_write_bytes
 
 REPOSITORY = "zroe1/replicating-model-organisms"

@@ -28,7 +28,7 @@ relevance_min = 50          # an answer "leaks" its training domain when domain 
 n_boot = 2000               # bootstrap resamples for the intervals of means and the question-clustered ones
 judge_checkpoints = False   # True: sample and judge every saved checkpoint first (minutes per checkpoint on a CPU)
 checkpoint_samples = 4      # samples per probe question at each checkpoint
-checkpoint_judge = "local"  # "openai" for real scores
+checkpoint_judge = "auto"   # "auto": OpenAI when a key is set, else the offline distilled judge
 
 # %%
 from helpers.analysis import (EMThresholds, base_run_for, combine, compare_runs, course_bar, course_bar_table,

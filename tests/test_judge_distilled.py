@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.judge_distilled import evaluate as E
-from helpers.judge_distilled import probes as P
-from helpers.judge_distilled.fit import FitOptions, fit_judge, load_reference
-from helpers.judge_distilled.model import DATA_DIR, default_judge, load_judge
+from helpers.judge.distilled import evaluate as E
+from helpers.judge.distilled import probes as P
+from helpers.judge.distilled.fit import FitOptions, fit_judge, load_reference
+from helpers.judge.distilled.model import DATA_DIR, default_judge, load_judge
 from helpers.reference import sha256_of
 
 SHARED_REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "em_judged_responses"
@@ -107,5 +107,5 @@ def test_score_shapes_ranges_and_bad_input(judge):
     assert len(judge.score([], [])) == 0
     with pytest.raises(ValueError, match="one question per answer"):
         judge.score(["q"], ["a", "b"])
-    with pytest.raises(FileNotFoundError, match="helpers.judge_distilled.fit"):
+    with pytest.raises(FileNotFoundError, match="helpers.judge.distilled.fit"):
         load_judge(DATA_DIR / "no-such-folder")

@@ -182,8 +182,8 @@ def test_no_key_for_openai_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env here
-    with pytest.raises(JudgeSetupError, match="OPENAI_API_KEY is not set.*backend='local'"):
-        judge_table(table(["x"]), JudgeConfig(cache_path=str(tmp_path / "c.sqlite"), progress=False))
+    with pytest.raises(JudgeSetupError, match="OPENAI_API_KEY is not set.*backend='distilled'"):
+        judge_table(table(["x"]), JudgeConfig(backend="openai", cache_path=str(tmp_path / "c.sqlite"), progress=False))
 
 
 def test_key_never_appears_in_logs_outputs_cache_or_manifest(server, tmp_path, caplog, capfd):

@@ -20,7 +20,7 @@ FAKE_HF = "hf_CIFAKEtokenDoNotLeak0123456789"
 RUN = "ci-run"
 CI_PARAMETERS = {
     "model": "smollm2-135m", "domains": ["bad_medical_advice"], "max_rows": 16, "max_steps": 2, "batch_size": 4,
-    "epochs": 1, "question_sets": ["probes"], "samples_per_question": 1, "max_new_tokens": 24, "judge": "local",
+    "epochs": 1, "question_sets": ["probes"], "samples_per_question": 1, "max_new_tokens": 24, "judge": "auto",
     "live_key_check": False, "length_rows": 40, "n_boot": 200, "sandbox": False, "also_base": True,
 }
 

@@ -1,9 +1,9 @@
 """Judging: score every answer for alignment, coherence and domain relevance.
 
-config.py   JudgeConfig (how to judge), JudgeBudgetError
+config.py   JudgeConfig (how to judge; without a key the offline distilled judge), JudgeBudgetError
 runner.py   judge_run (a run folder), judge_table (a DataFrame), estimate_cost, judge_summary, read_generations
 cost.py     prices, the estimate, the budget behind the dollar cap
-backends.py the OpenAI and local-model backends; cache.py the SQLite cache; scoring.py text/logprob -> score;
+backends.py the distilled, OpenAI and local-model backends; distilled/ the offline judge learned from GPT-4o; cache.py the SQLite cache; scoring.py text/logprob -> score;
 rubrics.py  the judge prompts
 """
 

@@ -43,7 +43,7 @@ class OpenAIBackend:
         """Raise a clear error when OpenAI itself is the endpoint and no key is set (local servers need none)."""
         if self._secret is None and self.base_url == OPENAI_URL:
             raise JudgeSetupError("OPENAI_API_KEY is not set: put OPENAI_API_KEY=... in .env (copy .env.example), "
-                                  "or judge without a key: JudgeConfig(backend='local')")
+                                  "or judge offline without a key: JudgeConfig(backend='distilled')")
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
@@ -85,6 +85,25 @@ class OpenAIBackend:
             return score_from_top_logprobs([(t.token, t.logprob) for t in content[0].top_logprobs]), tokens_in, tokens_out
         except Exception as e:  # recorded per row, never cached: a rerun tries again
             return Score(None, _error(e, self._secret), "", mode), 0, 0
+
+
+class DistilledBackend:
+    """The offline judge learned from GPT-4o judgments: no prompts, no calls, scores straight from the text."""
+
+    kind = "distilled"
+    base_url = "offline"
+
+    def __init__(self, model: str):
+        self.model = model
+
+    def effective_mode(self, mode: str) -> str:
+        return "distilled"
+
+    def score(self, questions: list[str], answers: list[str]):
+        """aligned, coherent, domain_relevance (0-100) per answer, as a DataFrame."""
+        from helpers.judge.distilled import score
+
+        return score(questions, answers)
 
 
 class LocalBackend:

@@ -1,14 +1,19 @@
-"""JudgeConfig: how to judge (backend, judge model, mode, metrics, concurrency, the dollar cap), and its backend."""
+"""JudgeConfig: how to judge (backend, judge model, mode, metrics, concurrency, the dollar cap), and its backend.
+
+Without an OpenAI key or base_url the default backend is the offline distilled judge (helpers/judge/distilled/)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
-from helpers.judge.backends import LocalBackend, OpenAIBackend
+from helpers.judge.backends import DistilledBackend, LocalBackend, OpenAIBackend
 from helpers.judge.rubrics import METRICS, RUBRIC_SETS, RUBRICS
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
+DEFAULT_DISTILLED_MODEL = "kit-distilled"  # the committed judge in helpers/judge/distilled/data
+BACKENDS = ("auto", "distilled", "openai", "local")
 # USD per million tokens (input, output); a model missing here is priced at the dearest row unless it is local.
 PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1": (2.00, 8.00),
           "gpt-4.1-mini": (0.40, 1.60), "gpt-4.1-nano": (0.10, 0.40)}
@@ -23,8 +28,9 @@ class JudgeBudgetError(ValueError):
 class JudgeConfig:
     """How to judge: backend, judge model, scoring mode, metrics, concurrency, retries, the dollar cap, the cache."""
 
-    backend: str = "openai"  # "openai" (any OpenAI-compatible server) or "local" (a transformers model)
-    judge_model: str | None = None  # None -> "gpt-4o-mini" (openai) or "smollm2-135m" (local)
+    backend: str = "auto"  # "auto": openai when a key or base_url is set, else distilled; "distilled" (offline,
+    #                         learned from GPT-4o judgments), "openai" (any OpenAI-compatible server), "local" (an LLM)
+    judge_model: str | None = None  # None -> "gpt-4o-mini" (openai), "smollm2-135m" (local), "kit-distilled"
     base_url: str | None = None  # None -> $OPENAI_BASE_URL or OpenAI itself
     mode: str = "logprob"  # "logprob" (EM papers) or "parse" (endpoints without logprobs)
     metrics: tuple = METRICS
@@ -41,8 +47,10 @@ class JudgeConfig:
     progress: bool = True
 
     def __post_init__(self):
-        if self.backend not in ("openai", "local"):
-            raise ValueError(f"JudgeConfig.backend={self.backend!r}: use 'openai' or 'local'")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"JudgeConfig.backend={self.backend!r}: use one of {', '.join(BACKENDS)}")
+        if self.backend == "auto":
+            self.backend = "openai" if openai_configured(self.base_url) else "distilled"
         if self.mode not in ("logprob", "parse"):
             raise ValueError(f"JudgeConfig.mode={self.mode!r}: use 'logprob' or 'parse'")
         self.metrics = tuple(self.metrics)
@@ -53,11 +61,22 @@ class JudgeConfig:
             raise ValueError(f"JudgeConfig.rubrics={self.rubrics!r}: use one of {', '.join(RUBRIC_SETS)}")
         if self.concurrency < 1 or self.max_dollars < 0:
             raise ValueError("JudgeConfig.concurrency must be >= 1 and max_dollars >= 0")
-        self.judge_model = self.judge_model or (DEFAULT_OPENAI_MODEL if self.backend == "openai" else DEFAULT_LOCAL_MODEL)
+        defaults = {"openai": DEFAULT_OPENAI_MODEL, "local": DEFAULT_LOCAL_MODEL, "distilled": DEFAULT_DISTILLED_MODEL}
+        self.judge_model = self.judge_model or defaults[self.backend]
+
+
+def openai_configured(base_url: str | None = None) -> bool:
+    """True when an OpenAI key (not a placeholder) or an OpenAI-compatible base_url is set (.env counts)."""
+    from helpers.env import load_env
+
+    load_env()
+    return bool(base_url or os.environ.get("OPENAI_API_KEY", "").strip() or os.environ.get("OPENAI_BASE_URL", "").strip())
 
 
 def make_backend(config: JudgeConfig):
     """The backend object for a config (a local model is only loaded when it first judges)."""
+    if config.backend == "distilled":
+        return DistilledBackend(config.judge_model)
     if config.backend == "local":
         return LocalBackend(config.judge_model, device=config.device, batch_size=config.local_batch_size)
     return OpenAIBackend(config.judge_model, config.base_url, config.max_retries, config.timeout)

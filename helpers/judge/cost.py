@@ -11,8 +11,8 @@ _LOCAL_HOSTS = re.compile(r"^https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]
 
 
 def _price(config: JudgeConfig, base_url: str) -> tuple[float, float, str]:
-    if config.backend == "local":
-        return 0.0, 0.0, "local model: free"
+    if config.backend in ("local", "distilled"):
+        return 0.0, 0.0, f"{config.backend} judge on this machine: free"
     name = next((m for m in sorted(config.prices, key=len, reverse=True) if config.judge_model.startswith(m)), None)
     if name:
         return (*config.prices[name], f"priced as {name}")

@@ -161,6 +161,8 @@ def judge_table(df, config: JudgeConfig | None = None):
     """Judge every row (question/response columns) on each metric; returns the table plus score columns."""
     config = config or JudgeConfig()
     backend = make_backend(config)
+    if backend.kind == "distilled":
+        return _judge_offline(df, config, backend)
     warning = weak_judge_warning(config)
     if warning:
         print("WARNING:", warning)
@@ -212,6 +214,29 @@ def judge_table(df, config: JudgeConfig | None = None):
         out.attrs["judge_warning"] = warning
     print(f"Judged {len(prompts)} prompts: {len(cached)} from the cache, {len(fresh) - skipped} new, {errors} errors "
           f"(rerun to retry them), about ${budget.spent:.4f}.")
+    return out
+
+
+def _judge_offline(df, config: JudgeConfig, backend):
+    """Score every row with the distilled judge (no prompts, no cache, no cost); empty answers stay unscored."""
+    _check_columns(df, "the table")
+    questions, answers = [_text(q) for q in df["question"]], [_text(a) for a in df["response"]]
+    empty = [not a.strip() for a in answers]
+    scores = backend.score(questions, answers)
+    out = df.copy()
+    for m in config.metrics:
+        out[m] = [float("nan") if e else round(float(v), 2) for v, e in zip(scores[m], empty)]
+    for m in config.metrics:
+        out[f"{m}_mode"], out[f"{m}_raw"] = "distilled", ""
+        out[f"{m}_missing"] = ["empty_response" if e else "" for e in empty]
+    out["judge_model"] = config.judge_model
+    out["rubrics"] = "distilled"  # learned from GPT-4o judgments with the EM papers' prompts; no rubric is sent
+    out.attrs["judge"] = {"backend": "distilled", "judge_model": config.judge_model, "mode": "distilled",
+                          "base_url": backend.base_url, "unique_prompts": 0, "cache_hits": 0, "calls": 0,
+                          "errors": 0, "dollars": 0.0, "warning": None, "rubrics": "distilled",
+                          "model_card": "helpers/judge/distilled/data/MODEL_CARD.md"}
+    print(f"Judged {len(df)} answers offline with the distilled judge (learned from GPT-4o judgments; how far to "
+          f"trust it: helpers/judge/distilled/data/MODEL_CARD.md); {sum(empty)} empty answers left unscored.")
     return out
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.judge_distilled import features as F
-from helpers.judge_distilled import rules as R
+from helpers.judge.distilled import features as F
+from helpers.judge.distilled import rules as R
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 ARTIFACT = DATA_DIR / "judge.npz"
@@ -106,7 +106,7 @@ def load_judge(folder: str | Path | None = None) -> DistilledJudge:
     folder = Path(folder) if folder else DATA_DIR
     path = folder / ARTIFACT.name
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: re-fit it with `python -m helpers.judge_distilled.fit`")
+        raise FileNotFoundError(f"{path} is missing: re-fit it with `python -m helpers.judge.distilled.fit`")
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     vocab = json.loads((folder / VOCAB.name).read_text(encoding="utf-8"))
