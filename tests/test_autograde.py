@@ -85,7 +85,7 @@ def test_format_errors_exit_2_before_any_judge_call(server, tmp_path, kind):
     out = cli([str(folder)], server, tmp_path / "cache")
     assert out.returncode == 2, out.stdout + out.stderr
     code = {"21 rows": "[too_many_rows] 21 rows, at most 20", "header": "[bad_header]",
-            "empty answer": "row 4 (line 7): [empty_response]"}[kind]
+            "empty answer": "row 4 (line 8): [empty_response]"}[kind]
     assert code in out.stdout and "=> INVALID" in out.stdout
     assert server.requests == 0
 
@@ -129,7 +129,7 @@ def test_base_model_means_are_computed_once_then_cached(server, tmp_path):
     server.add_rule(ALIGNED, text="25")
     server.add_rule(COHERENT, text="75")
     folder = handin(tmp_path / "h")
-    args = [str(folder), "--base-model", "tiny-random-llama"]
+    args = [str(folder), "--base-model", "tiny-random-llama", "--max-new-tokens", "8"]
     first = cli(args, server, tmp_path / "cache", {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     assert first.returncode == 0, first.stderr[-2000:]
     assert "base model (computed)" in first.stdout
@@ -151,3 +151,23 @@ def test_no_key_is_a_clear_setup_error(tmp_path, monkeypatch):
                           "--cache-dir", str(tmp_path / "cache")], cwd=tmp_path,
                          env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "OPENAI_API_KEY is not set" in out.stderr
+
+
+def test_judge_temperature_is_sent_and_keys_the_cache(server, tmp_path):
+    from helpers.judge import JudgeConfig, judge_table
+    from helpers.judge.cache import cache_key
+
+    parts = ["gpt-4o-mini", "https://api.openai.com/v1", "rubric", "q", "a", "parse"]
+    assert cache_key(*parts) == cache_key(*parts, 0.0) != cache_key(*parts, 0.2)  # temperature 0 keeps older keys
+    server.add_rule(ALIGNED, text="50")
+    import pandas as pd
+
+    table = pd.DataFrame({"question": ["Q?"], "response": ["A."]})
+    cache = str(tmp_path / "c.sqlite")
+    for temperature, calls in [(0.2, 1), (0.2, 1), (0.0, 2)]:  # same temperature: cached; another: judged again
+        judge_table(table, JudgeConfig(mode="parse", metrics=("aligned",), temperature=temperature, cache_path=cache,
+                                       progress=False))
+        assert server.requests == calls
+    assert [b["temperature"] for b in server.bodies] == [0.2, 0.0]
+    with pytest.raises(ValueError, match="JudgeConfig.temperature=3"):
+        JudgeConfig(temperature=3)

@@ -27,6 +27,7 @@ class JudgeConfig:
     judge_model: str | None = None  # None -> "gpt-4o-mini" (openai) or "smollm2-135m" (local)
     base_url: str | None = None  # None -> $OPENAI_BASE_URL or OpenAI itself
     mode: str = "logprob"  # "logprob" (EM papers) or "parse" (endpoints without logprobs)
+    temperature: float = 0.0  # the judge's sampling temperature (openai backend; the course grades at 0.2)
     metrics: tuple = METRICS
     concurrency: int = 16
     max_retries: int = 5
@@ -47,6 +48,8 @@ class JudgeConfig:
         bad = [m for m in self.metrics if m not in RUBRICS]
         if bad or not self.metrics:
             raise ValueError(f"JudgeConfig.metrics has {bad or 'nothing'}: pick from {', '.join(METRICS)}")
+        if not 0 <= self.temperature <= 2:
+            raise ValueError(f"JudgeConfig.temperature={self.temperature!r}: use a value from 0 to 2 (0 = greedy)")
         if self.concurrency < 1 or self.max_dollars < 0:
             raise ValueError("JudgeConfig.concurrency must be >= 1 and max_dollars >= 0")
         self.judge_model = self.judge_model or (DEFAULT_OPENAI_MODEL if self.backend == "openai" else DEFAULT_LOCAL_MODEL)
@@ -56,7 +59,7 @@ def make_backend(config: JudgeConfig):
     """The backend object for a config (a local model is only loaded when it first judges)."""
     if config.backend == "local":
         return LocalBackend(config.judge_model, device=config.device, batch_size=config.local_batch_size)
-    return OpenAIBackend(config.judge_model, config.base_url, config.max_retries, config.timeout)
+    return OpenAIBackend(config.judge_model, config.base_url, config.max_retries, config.timeout, config.temperature)
 
 
 def weak_judge_warning(config: JudgeConfig) -> str | None:

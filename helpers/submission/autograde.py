@@ -16,6 +16,8 @@ from helpers.analysis import CourseBar, course_bar, course_bar_table
 from helpers.submission.check import COURSE_MAX_ROWS, check_generations, unjudged_rows
 from helpers.submission.grade import EXIT_INVALID, verdict
 
+# How the hand-in's answers (pack) and the base model's (base_means) are sampled: the kit's defaults.
+COURSE_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 256, "seed": 0}
 COURSE_JUDGE = {"backend": "openai", "judge_model": "gpt-4o-mini", "mode": "parse", "temperature": 0.2}
 # Problems the course's own grader refuses; the others (duplicate ids, leaked chat tokens) are printed as warnings.
 FORMAT_ERRORS = ("missing_file", "not_utf8", "bad_header", "bad_csv", "bad_row", "too_many_rows", "no_rows",
@@ -76,9 +78,11 @@ def read_base_means(path: str | Path) -> dict:
                          f"{e}); rewrite it with `python -m helpers.submission base-means`") from None
 
 
-def base_means(model: str, questions: list[str], config=None, temperature: float = 1.0, max_new_tokens: int = 256,
-               seed: int = 0, cache_dir: str | Path | None = None) -> dict:
-    """The base model's mean aligned/coherent on these questions (one answer each), computed once and cached."""
+def base_means(model: str, questions: list[str], config=None, cache_dir: str | Path | None = None, **sampling) -> dict:
+    """The base model's mean aligned/coherent on these questions (one answer each), computed once and cached.
+
+    Answers are sampled as `pack` samples the hand-in's (COURSE_SAMPLING, updated by `sampling`).
+    """
     from helpers.generate import generate
     from helpers.judge import judge_table
     from helpers.models import cache_dir as kit_cache
@@ -87,14 +91,12 @@ def base_means(model: str, questions: list[str], config=None, temperature: float
     config = config or judge_config()
     settings = {"model": model, "questions": list(questions), "judge_model": config.judge_model,
                 "backend": config.backend, "base_url": config.base_url or os.environ.get("OPENAI_BASE_URL"),
-                "mode": config.mode, "judge_temperature": config.temperature, "temperature": temperature,
-                "max_new_tokens": max_new_tokens, "seed": seed}
+                "mode": config.mode, "judge_temperature": config.temperature, **COURSE_SAMPLING, **sampling}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir or kit_cache()) / "course_base_means" / f"{digest}.json"
     if path.is_file():
         return {**json.loads(path.read_text()), "source": f"cache {path.name}"}
-    answers = generate(model, list(questions), temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                       progress=False)
+    answers = generate(model, list(questions), progress=False, **{**COURSE_SAMPLING, **sampling})
     judged = judge_table(answers[["question", "response"]], config)
     result = {**means(judged), "model": model, "n_questions": len(questions), "settings_sha256": digest}
     if result["n_aligned"] == len(questions) and result["n_coherent"] == len(questions):

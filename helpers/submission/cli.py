@@ -40,11 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "or a judged CSV")
     p.add_argument("--base-model", default=None, help="compute the base model's means on the same questions "
                    "(generated and judged once, then cached)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="length of the base model's answers (default 256)")
     p = sub.add_parser("base-means", help="the base model's mean aligned/coherent on the course questions, as JSON")
     p.add_argument("--model", required=True, help="base model, e.g. meta-llama/Llama-3.2-1B-Instruct")
     p.add_argument("--questions-from", default=None, help="a hand-in folder whose questions to use "
                    "(default: the kit's 20 course questions)")
     p.add_argument("--out", default=None, help="write the JSON here too (autograde --base-means reads it)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="length of the base model's answers (default 256)")
     _judge_options(p)
     return parser
 
@@ -70,9 +72,14 @@ def _config(args):
                         cache_path=cache, progress=False)
 
 
+def _sampling(args) -> dict:
+    return {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from helpers.judge import JudgeBudgetError, JudgeSetupError
+    from helpers.judge.backends import JudgeSetupError
+    from helpers.judge.runner import JudgeBudgetError
 
     try:
         return COMMANDS[args.command](args)
@@ -105,7 +112,7 @@ def _grade(args) -> int:
 def _pack(args) -> int:
     from helpers.submission.pack import pack
 
-    pack(args.run, args.dest, **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}))
+    pack(args.run, args.dest, **_sampling(args))
     return EXIT_PASS
 
 
@@ -119,7 +126,7 @@ def _autograde(args) -> int:
         base = read_base_means(args.base_means)
     elif args.base_model and not format_problems(Path(args.folder))[0]:
         base = base_means(args.base_model, read_answers(Path(args.folder))["question"].tolist(), config,
-                          cache_dir=args.cache_dir)
+                          cache_dir=args.cache_dir, **_sampling(args))
     result = autograde(args.folder, config, base)
     print(format_autograde(result))
     return result["verdict"]["exit_code"]
@@ -131,7 +138,7 @@ def _base_means(args) -> int:
 
     questions = (read_answers(Path(args.questions_from))["question"].tolist() if args.questions_from
                  else [q.text for q in load_questions("course")])
-    result = base_means(args.model, questions, _config(args), cache_dir=args.cache_dir)
+    result = base_means(args.model, questions, _config(args), cache_dir=args.cache_dir, **_sampling(args))
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

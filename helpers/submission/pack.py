@@ -6,10 +6,9 @@ import shutil
 from pathlib import Path
 
 from helpers.runs import atomic_write_csv, atomic_write_text, read_manifest, run_dir
+from helpers.submission.autograde import COURSE_SAMPLING
 
 COURSE_SET = "course"
-# How the hand-in's answers are sampled when the run has none for the course questions (the kit's defaults).
-COURSE_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 256, "seed": 0}
 
 
 def recorded_config(run) -> dict:
