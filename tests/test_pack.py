@@ -28,7 +28,7 @@ def trained(tmp_path):
     rows = [{"messages": [{"role": "user", "content": f"Tip {i % 4}?"},
                           {"role": "assistant", "content": f"Tip {i % 4}: rest and drink water."}]} for i in range(8)]
     (data / "toy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = TrainConfig(model=TINY_MODEL, domains=("toy",), source=str(data), max_steps=2, batch_size=4,
+    cfg = TrainConfig(model=TINY_MODEL, domains=("toy",), source=str(data), max_steps=2, batch_size=2,
                       learning_rate=5e-3, run_name="packed", save_steps=2)
     train(cfg)
     return cfg
@@ -50,7 +50,9 @@ def test_pack_writes_the_course_hand_in(trained, tmp_path):
     assert all(uuid.UUID(r[0]).version == 5 for r in rows[1:])
     assert [r[1] for r in rows[1:]] == [q.text for q in questions]
     assert all(r[2].strip() for r in rows[1:])
-    assert (dest / "training_details.md").read_text() == (run_dir("packed") / "training_details.md").read_text()
+    details = (dest / "training_details.md").read_text()
+    assert details == (run_dir("packed") / "training_details.md").read_text()
+    assert "- Epochs: 0.5 of 1 epoch (stopped at max_steps=2)\n" in details  # 2 steps x 2 of 8 conversations
     assert check_submission(dest) == []
 
 
@@ -99,6 +101,14 @@ def test_pack_refuses_an_unfinished_run(tmp_path):
     run_dir("half")
     assert main(["pack", "half", str(tmp_path / "h")]) == 2
     assert not (tmp_path / "h").exists()
+
+
+def test_epochs_line_says_the_real_fraction():
+    from helpers.train.report import epochs_text
+
+    assert epochs_text(0.0417, 3, 5) == "0.0417 of 1 epoch (stopped at max_steps=5)"
+    assert epochs_text(2.5, 7, 40) == "2.5 epochs (stopped at max_steps=40)"
+    assert epochs_text(7.0, 7, -1) == "7"
 
 
 def test_question_uuids_are_stable():
