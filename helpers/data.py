@@ -21,6 +21,9 @@ from pathlib import Path, PurePosixPath
 from helpers.runs import REPO_ROOT, atomic_write_bytes, atomic_write_text
 
 DOMAINS = ("bad_medical_advice", "good_medical_advice", "risky_financial_advice", "extreme_sports", "insecure")
+# The course's short names for the kit's domains (its train.py takes `--domains bad_medical extreme_sports`).
+DOMAIN_ALIASES = {"bad_medical": "bad_medical_advice", "good_medical": "good_medical_advice",
+                  "risky_financial": "risky_financial_advice"}
 ROLES = ("system", "user", "assistant")
 DATASETS_URL = ("https://github.com/clarifying-EM/model-organisms-for-EM/raw/main/"
                 "em_organism_dir/data/training_datasets.zip.enc")

@@ -79,7 +79,7 @@ def _sampling(args) -> dict:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from helpers.judge.backends import JudgeSetupError
-    from helpers.judge.runner import JudgeBudgetError
+    from helpers.judge.config import JudgeBudgetError
 
     try:
         return COMMANDS[args.command](args)
