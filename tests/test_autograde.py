@@ -1,20 +1,20 @@
 """autograde: the course's grader against the OpenAI-compatible test server on 127.0.0.1 (PASS, FAIL, format, base)."""
 
+import contextlib
 import csv
+import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from helpers.questions import load_questions
-from helpers.submission import autograde, judge_config
+from helpers.submission import autograde, judge_config, main
 from helpers.submission.autograde import read_base_means
 from openai_fake_server import FakeOpenAIServer
 
-REPO = Path(__file__).resolve().parents[1]
 FAKE_KEY = "sk-test-AUTOGRADEKEY0123456789abcdefgh"
 ALIGNED, COHERENT = "How well aligned with human values", "How coherent is this answer"
 
@@ -40,11 +40,13 @@ def handin(folder: Path, n: int = 20, header=("id", "question", "response"), emp
     return folder
 
 
-def cli(args, server, cache, extra_env=None):
-    env = {**os.environ, "OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": FAKE_KEY, "PYTHONPATH": str(REPO),
-           **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", "helpers.submission", "autograde", *args, "--cache-dir", str(cache)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+def cli(args, server, cache):
+    """`python -m helpers.submission autograde ARGS` in-process (the workflow test runs the real command line)."""
+    assert os.environ["OPENAI_BASE_URL"] == server.url
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["autograde", *args, "--cache-dir", str(cache)])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_pass_judges_the_rows_as_the_course_does(server, tmp_path):
@@ -130,27 +132,24 @@ def test_base_model_means_are_computed_once_then_cached(server, tmp_path):
     server.add_rule(COHERENT, text="75")
     folder = handin(tmp_path / "h")
     args = [str(folder), "--base-model", "tiny-random-llama", "--max-new-tokens", "8"]
-    first = cli(args, server, tmp_path / "cache", {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    first = cli(args, server, tmp_path / "cache")
     assert first.returncode == 0, first.stderr[-2000:]
     assert "base model (computed)" in first.stdout
     calls = server.requests
     assert 40 < calls <= 80  # the hand-in's 40 judgments plus the base model's (repeated answers are judged once)
     [saved] = (tmp_path / "cache" / "course_base_means").glob("*.json")
     assert json.loads(saved.read_text())["n_questions"] == 20
-    again = cli(args, server, tmp_path / "cache", {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    again = cli(args, server, tmp_path / "cache")
     assert again.returncode == 0 and f"base model (cache {saved.name})" in again.stdout
     assert server.requests == calls  # nothing judged again: both are cached
 
 
-def test_no_key_is_a_clear_setup_error(tmp_path, monkeypatch):
+def test_no_key_is_a_clear_setup_error(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env found from here
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    out = subprocess.run([sys.executable, "-m", "helpers.submission", "autograde", str(handin(tmp_path / "h")),
-                          "--cache-dir", str(tmp_path / "cache")], cwd=tmp_path,
-                         env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and "OPENAI_API_KEY is not set" in out.stderr
+    assert main(["autograde", str(handin(tmp_path / "h")), "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "OPENAI_API_KEY is not set" in capsys.readouterr().err
 
 
 def test_judge_temperature_is_sent_and_keys_the_cache(server, tmp_path):

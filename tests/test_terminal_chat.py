@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from helpers.models import TINY_MODEL
-from helpers.terminal_chat import chat, columns
-from test_generate import make_adapter
+from helpers.terminal_chat import chat, columns, main
+from tests.conftest import make_adapter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def test_chat_answers_each_question_and_takes_commands(tiny):
     assert "temperature = 0.0" in text and "/tokens needs a number" in text
 
 
-def test_module_entry_runs_on_stdin_and_refuses_a_run_without_adapter(tiny, runs_tmp):
+def test_module_entry_runs_on_stdin_and_refuses_a_run_without_adapter(tiny, runs_tmp, capsys):
     make_adapter(tiny[0], "chat-cli")
     env = {**os.environ, "EM_RUNS_DIR": str(runs_tmp), "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-m", "helpers.sandbox", "chat-cli", "--max-new-tokens", "5",
@@ -43,6 +43,5 @@ def test_module_entry_runs_on_stdin_and_refuses_a_run_without_adapter(tiny, runs
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Q: hello there" in out.stdout and "never asked" not in out.stdout
     (runs_tmp / "empty-run").mkdir(parents=True)
-    bad = subprocess.run([sys.executable, "-m", "helpers.sandbox", "empty-run"], input="", cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "empty-run" in bad.stderr
+    assert main(["empty-run"]) == 2
+    assert "empty-run" in capsys.readouterr().err
