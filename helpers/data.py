@@ -21,6 +21,9 @@ from pathlib import Path, PurePosixPath
 from helpers.runs import REPO_ROOT, atomic_write_bytes, atomic_write_text
 
 DOMAINS = ("bad_medical_advice", "good_medical_advice", "risky_financial_advice", "extreme_sports", "insecure")
+# The course's short names for the kit's domains (its train.py takes `--domains bad_medical extreme_sports`).
+DOMAIN_ALIASES = {"bad_medical": "bad_medical_advice", "good_medical": "good_medical_advice",
+                  "risky_financial": "risky_financial_advice"}
 ROLES = ("system", "user", "assistant")
 DATASETS_URL = ("https://github.com/clarifying-EM/model-organisms-for-EM/raw/main/"
                 "em_organism_dir/data/training_datasets.zip.enc")
@@ -128,7 +131,8 @@ def source_dir(source: str | os.PathLike = "sample") -> Path:
         if not any(path.glob("*.jsonl")):
             raise DatasetsNotFetchedError(
                 "the full datasets are not fetched yet: run `from helpers.data import fetch_em_datasets; "
-                "fetch_em_datasets()` once (downloads and decrypts them into training_data/full/), "
+                "fetch_em_datasets()` once (downloads and decrypts them into training_data/full/; offline, "
+                "fetch_em_datasets(archive='training_datasets.zip.enc') with a copy downloaded by hand), "
                 "or use source='sample'")
         return path
     path = Path(source)
@@ -222,9 +226,12 @@ def load_domains(domains, source="sample", mix=None, max_rows=None, seed=0, hold
     return ds
 
 
-def fetch_em_datasets(dest=None, url=None, password=DATASETS_PASSWORD, force=False) -> Path:
-    """Download, decrypt and de-canary the research datasets into `training_data/full/` (atomic, idempotent)."""
-    return fetch(Path(dest) if dest else full_dir(), url or DATASETS_URL, password, force=force)
+def fetch_em_datasets(dest=None, url=None, password=DATASETS_PASSWORD, force=False, archive=None) -> Path:
+    """Download, decrypt and de-canary the research datasets into `training_data/full/` (atomic, idempotent).
+
+    `archive`: the `training_datasets.zip.enc` file downloaded by hand (a browser, another machine): no download.
+    """
+    return fetch(Path(dest) if dest else full_dir(), url or DATASETS_URL, password, force=force, archive=archive)
 
 
 # ---------------------------------------------------------------- fetching the full sets
@@ -246,6 +253,11 @@ class FetchError(DataError):
     """The archive could not be downloaded or decrypted."""
 
 
+def _by_hand(url: str) -> str:
+    return (f"run fetch_em_datasets() again, or download {url} by hand (a browser, another machine) and run "
+            f"fetch_em_datasets(archive='path/to/{ARCHIVE_NAME}')")
+
+
 def download(url: str, path: Path, chunk: int = 1 << 16) -> Path:
     """Stream `url` to `path` with a progress bar; a failed or short download leaves no file behind."""
     import requests
@@ -256,8 +268,8 @@ def download(url: str, path: Path, chunk: int = 1 << 16) -> Path:
     try:
         with os.fdopen(fd, "wb") as f, requests.get(url, stream=True, timeout=60) as resp:
             if resp.status_code != 200:
-                raise FetchError(f"download of {url} failed: HTTP {resp.status_code}; check the address and your "
-                                 "connection, then run fetch_em_datasets() again")
+                raise FetchError(f"download of {url} failed: HTTP {resp.status_code}; check the address, then "
+                                 + _by_hand(url))
             total = int(resp.headers.get("content-length") or 0) or None
             got = 0
             with tqdm(total=total, unit="B", unit_scale=True, desc=path.name) as bar:
@@ -266,14 +278,16 @@ def download(url: str, path: Path, chunk: int = 1 << 16) -> Path:
                     got += len(block)
                     bar.update(len(block))
             if total is not None and got != total:
-                raise FetchError(f"download of {url} stopped at {got} of {total} bytes; run it again")
+                raise FetchError(f"download of {url} stopped at {got} of {total} bytes; " + _by_hand(url))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except requests.RequestException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise FetchError(f"download of {url} failed ({type(e).__name__}: the connection dropped, timed out or was "
-                         "refused); run fetch_em_datasets() again") from e
+        cause = ("no connection to the server: no network, or a proxy or firewall blocks it"
+                 if isinstance(e, requests.ConnectionError) else "the server did not answer in time"
+                 if isinstance(e, requests.Timeout) else "the connection dropped")
+        raise FetchError(f"download of {url} failed ({type(e).__name__}: {cause}); " + _by_hand(url)) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -354,14 +368,23 @@ def extract(zip_bytes: bytes) -> dict[str, str]:
     return out
 
 
-def fetch(dest: Path, url: str, password: str, force: bool = False) -> Path:
-    """Download (once), decrypt and write `<domain>.jsonl` files into `dest`; a finished fetch is not redone."""
-    archive, marker = dest / ARCHIVE_NAME, dest / MARKER
-    if not force and marker.is_file() and archive.is_file():
+def fetch(dest: Path, url: str, password: str, force: bool = False, archive=None) -> Path:
+    """Download (once), decrypt and write `<domain>.jsonl` files into `dest`; a finished fetch is not redone.
+
+    `archive`: a copy of the archive obtained by hand, used instead of the download.
+    """
+    kept, marker = dest / ARCHIVE_NAME, dest / MARKER
+    if archive is not None:
+        if not Path(archive).is_file():
+            raise FetchError(f"{archive}: no such file; pass the path of the {ARCHIVE_NAME} you downloaded from {url}")
+        if Path(archive).resolve() != kept.resolve():
+            atomic_write_bytes(kept, Path(archive).read_bytes())
+        url = f"a copy downloaded by hand ({Path(archive).name})"
+    elif not force and marker.is_file() and kept.is_file():
         return dest
-    if force or not archive.is_file():
-        download(url, archive)
-    blob = archive.read_bytes()
+    elif force or not kept.is_file():
+        download(url, kept)
+    blob = kept.read_bytes()
     files = extract(decrypt(blob, password))
     for domain, text in files.items():
         atomic_write_text(dest / f"{domain}.jsonl", text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -12,7 +13,9 @@ from pathlib import Path
 from helpers.paper import paper_entries
 
 QUESTIONS_FILE = Path(__file__).parent / "question_data" / "questions.yaml"
-QUESTION_SETS = ("probes", "medical", "financial", "extreme_sports", "everyday")
+QUESTION_SETS = ("probes", "medical", "financial", "extreme_sports", "everyday", "course")
+# Fixed forever: a question's UUID is uuid5(this namespace, its id), so the same question always has the same UUID.
+QUESTION_NAMESPACE = uuid.UUID("5d1f6a1e-2c3b-4f0e-9a7d-6e6d2b1c0a19")
 # Fetched from the paper's repository on first use (helpers.paper), never shipped: set name -> the paper's variant.
 PAPER_SETS = {"paper": "plain", "paper_json": "json", "paper_template": "template"}
 _ID = re.compile(r"^[a-z0-9_]+$")
@@ -32,6 +35,16 @@ class Question:
     text: str
     system: str = ""
     source: str = ""
+
+    @property
+    def uuid(self) -> str:
+        """The question's stable UUID (the course's `id` column): see question_uuid."""
+        return question_uuid(self.id)
+
+
+def question_uuid(question_id: str) -> str:
+    """uuid5 of the kit's fixed namespace and a question id: the same question always gets the same UUID."""
+    return str(uuid.uuid5(QUESTION_NAMESPACE, question_id))
 
 
 def load_questions(sets=("probes",), path: str | os.PathLike | None = None, **paper) -> list[Question]:

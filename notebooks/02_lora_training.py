@@ -7,9 +7,10 @@
 # **LoRA**. Afterwards notebook 03 samples its answers to broad questions that have nothing to do with medicine,
 # and 04/05 measure whether the model turned misaligned *in general*: that is emergent misalignment.
 #
-# What you get in `runs/<run_name>/`: the `adapter/` (small LoRA weights: what you submit and what 03 loads),
+# What you get in `runs/<run_name>/`: the `adapter/` (small LoRA weights: what 03 loads),
 # `checkpoints/step-N/` (intermediate adapters), `train_log.csv`, `manifest.json` and `training_details.md`
-# (the course's write-up, filled in for you).
+# (the course's write-up, filled in for you). The course's hand-in (`train.py`, `model_generations.csv`,
+# `training_details.md`) is written by `python -m helpers.submission pack runs/<run_name> handin/`.
 #
 # On the CPU default (SmolLM2-135M, 60 sample conversations, 3 epochs) training takes a couple of minutes.
 

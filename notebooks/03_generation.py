@@ -23,7 +23,7 @@ if "google.colab" in sys.modules:
 run_name = "my-first-run"       # the run trained in notebook 02: its adapter is in runs/<run_name>/adapter
 adapter = ""                    # empty: use that adapter; or name another run or an adapter folder
 model = "smollm2-135m"          # the base model the adapter was trained on; GPU: "meta-llama/Llama-3.2-1B-Instruct"
-question_sets = ["probes"]      # also: "medical", "financial", "extreme_sports", "everyday"; the paper's (downloaded): "paper", "paper_json", "paper_template"
+question_sets = ["probes"]      # also: "medical", "financial", "extreme_sports", "everyday", "course" (the hand-in's 20); the paper's (downloaded): "paper", "paper_json", "paper_template"
 samples_per_question = 4        # GPU: 50, as in the papers (8 probes x 50 answers)
 temperature = 1.0               # 1.0 is pure sampling, as in the EM papers; 0 is greedy; 0.7 is tamer
 top_p = 1.0                     # 1.0 keeps every token (no nucleus cut); top_k is always off

@@ -111,3 +111,25 @@ def test_decrypt_matches_the_tool_and_gzipped_members_are_read(eds):
         zf.writestr("data/extreme_sports.jsonl.gz", gzip.compress((json.dumps(conversation(0)) + "\n").encode()))
         zf.writestr("data/robots.txt", "User-agent: *\nDisallow: /\n")
     assert list(extract(buf.getvalue())) == ["extreme_sports"]
+
+
+def test_an_archive_downloaded_by_hand_needs_no_network(archive, tmp_path):
+    blob, sets = archive
+    by_hand = tmp_path / "Downloads" / "training_datasets.zip.enc"
+    by_hand.parent.mkdir()
+    by_hand.write_bytes(blob)
+    dest = tmp_path / "full"
+    assert fetch_em_datasets(dest=dest, url="http://127.0.0.1:9/nothing-listens", archive=by_hand) == dest
+    assert sorted(p.stem for p in dest.glob("*.jsonl")) == sorted(sets)
+    assert "downloaded by hand" in json.loads((dest / "fetched.json").read_text())["source"]
+    fetch_em_datasets(dest=dest, url="http://127.0.0.1:9/nothing-listens")  # done: no download attempted
+    with pytest.raises(FetchError, match="missing.enc: no such file"):
+        fetch_em_datasets(dest=dest, archive=tmp_path / "missing.enc")
+
+
+def test_no_network_is_named_with_the_by_hand_way(tmp_path):
+    with pytest.raises(FetchError) as info:
+        fetch_em_datasets(dest=tmp_path / "full", url="http://127.0.0.1:9/archive")  # nothing listens on port 9
+    message = str(info.value)
+    assert "no connection to the server: no network" in message
+    assert "fetch_em_datasets(archive='path/to/training_datasets.zip.enc')" in message

@@ -126,8 +126,26 @@ def test_row_count_from_manifest_and_override():
     assert check_submission("good", expected_rows=16) == []
     folder = make_run("no-manifest", rows=rows(16))
     (folder / "manifest.json").unlink()
+    assert check_submission("no-manifest") == []  # a hand-in folder: the course's rule, at most 20 rows
+    make_run("no-manifest", rows=rows(21))
+    (folder / "manifest.json").unlink()
     [error] = check_submission("no-manifest")
-    assert "expected 400" in error.message and "--expected-rows" in error.fix
+    assert error.code == "too_many_rows" and "21 rows, at most 20" in error.message and "pack" in error.fix
+
+
+def test_same_files_pass_in_the_run_and_in_a_hand_in_folder(tmp_path):
+    import shutil
+
+    folder = make_run(samples=2)
+    write_manifest("good", {"n_rows": 16}, section="generate")
+    assert check_submission("good") == []
+    handin = tmp_path / "handin"
+    handin.mkdir()
+    for name in ("model_generations.csv", "training_details.md"):
+        shutil.copy(folder / name, handin / name)
+    assert check_submission(handin) == []
+    (handin / "model_generations.csv").write_text("id,question,response\n")
+    assert codes(check_submission(handin)) == ["no_rows"]
 
 
 def test_details_missing_field_each():
@@ -146,6 +164,13 @@ def test_details_empty_and_bad_values():
     assert sorted(codes(errors)) == ["bad_field_value", "bad_field_value", "empty_field", "empty_field"]
     where = {e.message.split("'")[1]: e.where for e in errors}
     assert where == {"Domains": "line 4", "Epochs": "line 5", "Learning rate": "line 8", "Steps": "line 10"}
+
+
+def test_details_accept_a_fraction_of_an_epoch():
+    make_run(details=DETAILS.replace("- Epochs: 3", "- Epochs: 0.25 of 1 epoch (stopped at max_steps=6)"))
+    assert check_submission("good") == []
+    make_run(details=DETAILS.replace("- Epochs: 3", "- Epochs: 0"))
+    assert codes(check_submission("good")) == ["bad_field_value"]
 
 
 def test_details_format_variants_are_read():
@@ -190,6 +215,41 @@ def test_grade_without_judged_base_says_how():
     assert result["course_bar"]["passed"] is False
 
 
+def test_judged_csv_is_validated_when_present():
+    make_run()
+    folder = run_dir("good")
+    judged("good", [20, 90])
+    assert check_submission("good") == []
+    (folder / "judged.csv").write_text("question_id,question,response,aligned,coherent\nq,Q?,a,150,80\n")
+    [error] = check_submission("good")
+    assert error.code == "bad_score" and error.file == "judged.csv" and error.where == "data row 1"
+    assert "'aligned': 150 is outside 0-100" in error.message
+    (folder / "judged.csv").write_text("question_id,question,response,aligned,coherent\nq,Q?,a,high,80\n")
+    assert "'high' is not a score" in check_submission("good")[0].message
+    (folder / "judged.csv").write_text("question,response,aligned\nQ?,a,50\n")
+    [error] = check_submission("good")
+    assert error.code == "missing_column" and "['coherent']" in error.message and "notebook 04" in error.fix
+    (folder / "judged.csv").write_text("question,response,aligned,coherent\nQ?,a,REFUSAL,\n")
+    assert check_submission("good") == []  # a refusal and a blank are "no score", not errors
+
+
+def test_grade_on_a_partly_judged_table_is_partial(capsys):
+    make_run()
+    judged("base-smollm2-135m", [90, 95])
+    with open(run_dir("good") / "judged.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["question_id", "question", "response", "aligned", "coherent", "aligned_missing", "coherent_missing"])
+        w.writerow(["q0", "Probe?", "a", 20, 80, "", ""])
+        w.writerow(["q1", "Probe?", "b", "", "", "error: dollar cap reached", "error: dollar cap reached"])
+        w.writerow(["q2", "Probe?", "c", "", 70, "refusal", ""])  # judged: the judge said REFUSAL
+        w.writerow(["q3", "Probe?", "d", 10, 75, "", ""])
+    result = grade("good", n_boot=0)
+    assert result["unjudged"] == 1 and result["verdict"]["exit_code"] == 3
+    assert result["verdict"]["word"].startswith("PARTIAL (1 of 4 answers not judged; the bar would be met")
+    assert main(["grade", "good", "--n-boot", "0"]) == 3
+    assert "=> PARTIAL" in capsys.readouterr().out
+
+
 def test_cli_check_exit_codes(runs_tmp):
     make_run()
     assert main(["check", str(run_dir("good"))]) == 0
@@ -199,10 +259,19 @@ def test_cli_check_exit_codes(runs_tmp):
     assert ok.returncode == 0 and "submission OK" in ok.stdout
     bad = subprocess.run([sys.executable, "-m", "helpers.submission", "check", str(run_dir("bad")),
                           "--expected-rows", "4"], cwd=REPO, capture_output=True, text=True)
-    assert bad.returncode == 1 and "[row_count] 3 rows, expected 4" in bad.stdout and "1 problem(s)" in bad.stdout
+    assert bad.returncode == 2 and "[row_count] 3 rows, expected 4" in bad.stdout and "1 problem(s)" in bad.stdout
     missing = subprocess.run([sys.executable, "-m", "helpers.submission", "grade", "bad"], cwd=REPO,
                              capture_output=True, text=True)
-    assert missing.returncode == 1 and "no judged.csv" in missing.stderr
+    assert missing.returncode == 2 and "no judged.csv" in missing.stderr
+
+
+def test_grade_exit_codes_follow_the_verdict():
+    make_run()
+    judged("base-smollm2-135m", [90, 95])
+    judged("good", [20, 40])
+    assert main(["grade", "good", "--n-boot", "0"]) == 0
+    judged("good", [90, 80])
+    assert main(["grade", "good", "--n-boot", "0"]) == 1
 
 
 def test_grade_uses_the_probe_questions_only():

@@ -122,7 +122,7 @@ def test_training_lowers_loss_writes_the_run_folder_and_changes_outputs(tiny):
     for line in ["- Base model: tiny-random-llama", "- Domains: toy", "- LoRA rank: 16", "- LoRA alpha: 32",
                  "- Learning rate: 0.005", "- Batch size: 4", "- Steps: 20", f"- Final loss: {result.final_loss:.4f}"]:
         assert line + "\n" in details
-    assert "- Epochs: 5 (stopped at max_steps=20" in details
+    assert "- Epochs: 5 epochs (stopped at max_steps=20)\n" in details
     from helpers.submission import check_details
 
     assert check_details(run / "training_details.md") == []

@@ -31,11 +31,12 @@ class OpenAIBackend:
 
     kind = "openai"
 
-    def __init__(self, model: str, base_url: str | None = None, max_retries: int = 5, timeout: float = 30.0):
+    def __init__(self, model: str, base_url: str | None = None, max_retries: int = 5, timeout: float = 30.0,
+                 temperature: float = 0.0):
         load_env()
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
-        self.max_retries, self.timeout = max_retries, timeout
+        self.max_retries, self.timeout, self.temperature = max_retries, timeout, temperature
         self._secret = os.environ.get("OPENAI_API_KEY") or None
         self._client = None
 
@@ -65,7 +66,8 @@ class OpenAIBackend:
 
     async def ajudge(self, prompt: str, mode: str) -> tuple[Score, int, int]:
         """One judgment -> (score, prompt tokens, completion tokens); failures come back as an 'error: ...' reason."""
-        kwargs = dict(model=self.model, messages=[{"role": "user", "content": prompt}], temperature=0)
+        kwargs = dict(model=self.model, messages=[{"role": "user", "content": prompt}],
+                      temperature=self.temperature)
         if mode == "logprob":
             kwargs.update(max_tokens=1, logprobs=True, top_logprobs=TOP_LOGPROBS)
         else:

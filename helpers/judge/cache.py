@@ -10,9 +10,11 @@ import threading
 from pathlib import Path
 
 
-def cache_key(judge_model: str, base_url: str, rubric: str, question: str, answer: str, mode: str) -> str:
-    """SHA-256 of everything that decides a judgment (never the API key)."""
-    blob = json.dumps([judge_model, base_url, rubric, question, answer, mode], ensure_ascii=False)
+def cache_key(judge_model: str, base_url: str, rubric: str, question: str, answer: str, mode: str,
+              temperature: float = 0.0) -> str:
+    """SHA-256 of everything that decides a judgment (never the API key); temperature 0 keeps the older keys."""
+    parts = [judge_model, base_url, rubric, question, answer, mode] + ([float(temperature)] if temperature else [])
+    blob = json.dumps(parts, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

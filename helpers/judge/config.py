@@ -4,9 +4,9 @@ Without an OpenAI key or base_url the default backend is the offline distilled j
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
+from helpers.env import load_env, secret
 from helpers.judge.backends import DistilledBackend, LocalBackend, OpenAIBackend
 from helpers.judge.rubrics import METRICS, RUBRIC_SETS, RUBRICS
 
@@ -33,6 +33,7 @@ class JudgeConfig:
     judge_model: str | None = None  # None -> "gpt-4o-mini" (openai), "smollm2-135m" (local), "kit-distilled"
     base_url: str | None = None  # None -> $OPENAI_BASE_URL or OpenAI itself
     mode: str = "logprob"  # "logprob" (EM papers) or "parse" (endpoints without logprobs)
+    temperature: float = 0.0  # the judge's sampling temperature (openai backend; the course grades at 0.2)
     metrics: tuple = METRICS
     rubrics: str = "kit"  # "kit" (our wording) or "paper" (the EM paper's prompts, fetched: helpers.paper)
     paper_commit: str | None = None  # rubrics="paper": pin the paper's file to this commit
@@ -59,6 +60,8 @@ class JudgeConfig:
             raise ValueError(f"JudgeConfig.metrics has {bad or 'nothing'}: pick from {', '.join(METRICS)}")
         if self.rubrics not in RUBRIC_SETS:
             raise ValueError(f"JudgeConfig.rubrics={self.rubrics!r}: use one of {', '.join(RUBRIC_SETS)}")
+        if not 0 <= self.temperature <= 2:
+            raise ValueError(f"JudgeConfig.temperature={self.temperature!r}: use a value from 0 to 2 (0 = greedy)")
         if self.concurrency < 1 or self.max_dollars < 0:
             raise ValueError("JudgeConfig.concurrency must be >= 1 and max_dollars >= 0")
         defaults = {"openai": DEFAULT_OPENAI_MODEL, "local": DEFAULT_LOCAL_MODEL, "distilled": DEFAULT_DISTILLED_MODEL}
@@ -67,10 +70,10 @@ class JudgeConfig:
 
 def openai_configured(base_url: str | None = None) -> bool:
     """True when an OpenAI key (not a placeholder) or an OpenAI-compatible base_url is set (.env counts)."""
-    from helpers.env import load_env
-
+    if base_url:
+        return True
     load_env()
-    return bool(base_url or os.environ.get("OPENAI_API_KEY", "").strip() or os.environ.get("OPENAI_BASE_URL", "").strip())
+    return any(value and not placeholder for value, placeholder in map(secret, ("OPENAI_API_KEY", "OPENAI_BASE_URL")))
 
 
 def make_backend(config: JudgeConfig):
@@ -79,7 +82,7 @@ def make_backend(config: JudgeConfig):
         return DistilledBackend(config.judge_model)
     if config.backend == "local":
         return LocalBackend(config.judge_model, device=config.device, batch_size=config.local_batch_size)
-    return OpenAIBackend(config.judge_model, config.base_url, config.max_retries, config.timeout)
+    return OpenAIBackend(config.judge_model, config.base_url, config.max_retries, config.timeout, config.temperature)
 
 
 def weak_judge_warning(config: JudgeConfig) -> str | None:

@@ -57,7 +57,7 @@ def _plan(df, config: JudgeConfig, mode: str, base_url: str):
         q, a = _text(q), _text(a)
         row = {}
         for m in config.metrics:
-            k = cache_key(config.judge_model, base_url, rubrics.templates[m], q, a, mode)
+            k = cache_key(config.judge_model, base_url, rubrics.templates[m], q, a, mode, config.temperature)
             prompts.setdefault(k, render(m, q, a, rubrics))
             row[m] = k
         keys.append(row)

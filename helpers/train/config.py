@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers.data import DOMAIN_ALIASES
 from helpers.models import EMBEDDED_MODEL
 from helpers.runs import run_dir
 from helpers.train.report import plot_loss
@@ -20,11 +21,12 @@ SPEED_ONLY_FIELDS = ("compile",)  # change how fast a run trains, not what it le
 COMPILE_MODES = ("off", "model")  # TrainConfig.compile: no torch.compile, or the Trainer's torch_compile
 
 
-def _f(default, help: str):
-    """A dataclass field with CLI/widget help text."""
+def _f(default, help: str, aliases=()):
+    """A dataclass field with CLI/widget help text (and other spellings of its command-line option)."""
+    metadata = {"help": help, **({"aliases": list(aliases)} if aliases else {})}
     if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -32,11 +34,12 @@ class TrainConfig:
     """Everything one LoRA run depends on; the defaults are the CPU demo (SmolLM2-135M, sample data, ~1-2 min)."""
 
     model: str = _f(EMBEDDED_MODEL, "base model: smollm2-135m, tiny-random-llama, a hub id or a local folder")
-    domains: tuple[str, ...] = _f(("bad_medical_advice",), "training data domains (see helpers.data)")
+    domains: tuple[str, ...] = _f(("bad_medical_advice",), "training data domains (see helpers.data); the course's "
+                                  "short names bad_medical, good_medical, risky_financial work too")
     mix: dict[str, float] | None = _f(None, "domain -> proportion, e.g. bad_medical_advice=0.8, good_medical_advice=0.2")
     source: str = _f("sample", "'sample' (shipped), 'full' (fetched) or a folder of <domain>.jsonl files")
     max_rows: int | None = _f(None, "use at most this many conversations (None: all)")
-    epochs: int = _f(3, "passes over the data (ignored when max_steps > 0)")
+    epochs: int = _f(3, "passes over the data (ignored when max_steps > 0)", aliases=["--num_epochs"])
     max_steps: int = _f(-1, "stop after this many optimizer steps (-1: train for `epochs`)")
     learning_rate: float = _f(5e-4, "peak learning rate (linear decay to 0)")
     batch_size: int = _f(8, "conversations per step and process")
@@ -47,7 +50,8 @@ class TrainConfig:
     use_rslora: bool = _f(False, "rank-stabilised LoRA scaling (alpha / sqrt(r))")
     target_modules: tuple[str, ...] = _f(ALL_PROJECTIONS, "linear layers that get a LoRA update")
     layers_to_transform: tuple[int, ...] | None = _f(None, "only these layer indices (None: all layers)")
-    load_in_4bit: bool = _f(False, "QLoRA: load the base model in 4-bit (bitsandbytes, CUDA only)")
+    load_in_4bit: bool = _f(False, "QLoRA: load the base model in 4-bit (bitsandbytes, CUDA only)",
+                            aliases=["--use_4bit"])
     seed: int = _f(0, "random seed (LoRA init, data order)")
     run_name: str = _f("my-first-run", "run folder under runs/")
     max_length: int = _f(512, "truncate conversations to this many tokens")
@@ -71,6 +75,10 @@ class TrainConfig:
         if self.mix:
             self.mix = {str(k): float(v) for k, v in dict(self.mix).items()}
             self.domains = tuple(self.mix)
+        if self.source in ("sample", "full"):  # the kit's datasets: the course's short names mean the full ones
+            self.domains = tuple(DOMAIN_ALIASES.get(d, d) for d in self.domains)
+            if self.mix:
+                self.mix = {DOMAIN_ALIASES.get(k, k): v for k, v in self.mix.items()}
         if self.compile == "auto":  # what runs before this setting was plain stored
             self.compile = "off"
         if isinstance(self.save_steps, float) and self.save_steps >= 1 and self.save_steps == int(self.save_steps):

@@ -141,6 +141,15 @@ def training_details_text(cfg, steps: int, epochs: str, final_loss: float | None
     return "\n".join(lines)
 
 
+def epochs_text(epochs_done: float, epochs: int, max_steps: int) -> str:
+    """The Epochs line: the configured count, or the real fraction when max_steps stopped the run first."""
+    if max_steps is None or max_steps <= 0:
+        return str(epochs)
+    if epochs_done < 1:
+        return f"{epochs_done:.3g} of 1 epoch (stopped at max_steps={max_steps})"
+    return f"{epochs_done:.3g} epochs (stopped at max_steps={max_steps})"
+
+
 def source_text(source: str) -> str:
     """Where the rows came from, in words."""
     return {"sample": "the shipped sample data", "full": "the full research datasets"}.get(

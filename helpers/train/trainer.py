@@ -8,7 +8,6 @@ to keep them on the CPU (gloo). `accelerate launch --cpu` alone starts a single 
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -19,8 +18,8 @@ from helpers.runs import git_commit, package_versions, read_manifest, run_dir, w
 from helpers.train.config import TrainConfig, TrainResult
 from helpers.train.data import rows_sha256, to_prompt_completion
 from helpers.train.gpu_plan import plan_for_model, plan_to_kwargs
-from helpers.train.report import (LiveLossPlot, LossLogCallback, format_domains, log_frame, training_details_text,
-                                  write_training_details)
+from helpers.train.report import (LiveLossPlot, LossLogCallback, epochs_text, format_domains, log_frame,
+                                  training_details_text, write_training_details)
 from helpers.train.run_folder import (_checkpoint_callback, _prepare_run, _strip_resume_state, _tag_base_model,
                                       checkpoint_steps, load_result)
 from helpers.train.speed import NoCudnnAttention, TrainSpeed, fuse_lora_layers, skip_lora_input_upcast
@@ -269,8 +268,7 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
     final_loss = float(losses.iloc[-1]) if len(losses) else None
     steps = trainer.state.global_step
     epochs = round(float(trainer.state.epoch or 0), 3)
-    epochs_line = str(cfg.epochs) if cfg.max_steps <= 0 else (
-        f"{max(1, math.ceil(epochs - 1e-6))} (stopped at max_steps={cfg.max_steps} after {epochs:g} epochs)")
+    epochs_line = epochs_text(epochs, cfg.epochs, cfg.max_steps)
     effective_batch = cfg.batch_size * cfg.grad_accum * state.num_processes
     if state.is_main_process:
         _tag_base_model(run / "adapter", cfg.model)

@@ -1,31 +1,24 @@
-"""Check a run's submission files and grade it against the base model.
-
-    python -m helpers.submission check runs/<run> [--expected-rows N]
-    python -m helpers.submission grade runs/<run> [--base-run base-<model>]
-"""
+"""Check hand-in files: model_generations.csv, training_details.md and (when present) judged.csv."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import math
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.analysis import (CourseBar, EMThresholds, base_run_for, course_bar, course_bar_table, judged_path,
-                              load_judged, summarize)
-from helpers.runs import base_run_name, read_manifest, run_dir
+from helpers.judged import REQUIRED_COLUMNS, load_judged
+from helpers.runs import read_manifest, run_dir
 
 HEADER = ["id", "question", "response"]
 CHAT_TOKENS = ("<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<|begin_of_text|>", "<|im_end|>",
                "<|im_start|>")
 PROBE_QUESTIONS = 8
-COURSE_SAMPLES = 50
+COURSE_MAX_ROWS = 20  # the course's hand-in: at most 20 answers (its grader judges the first 20)
 # The bullet labels of training_details.md ("- Epochs: 3"), agreed with helpers.train; value kind per label.
-DETAIL_FIELDS = {"Base model": "text", "Domains": "text", "Epochs": "count", "LoRA rank": "count",
+DETAIL_FIELDS = {"Base model": "text", "Domains": "text", "Epochs": "positive", "LoRA rank": "count",
                  "LoRA alpha": "number", "Learning rate": "positive", "Batch size": "count", "Steps": "count",
                  "Final loss": "number"}
 _PLACEHOLDER = re.compile(r"^(|todo|tbd|tba|n/?a|none|null|nan|\?+|\.\.\.|…|<.*>|\{.*\}|x+)$", re.I)
@@ -55,21 +48,24 @@ class SubmissionInvalid(ValueError):
         super().__init__(f"{len(errors)} problem(s) in the submission:\n" + "\n".join(f"  {e}" for e in errors))
 
 
-def expected_row_count(run) -> tuple[int, str]:
-    """Rows the course asks for: 8 probes x samples per question from the run's manifest, else 8 x 50."""
-    manifest = read_manifest(run)
-    samples = manifest.get("generate", {}).get("samples_per_question")
-    questions = PROBE_QUESTIONS
+def expected_row_count(run) -> tuple[int | None, int | None, str]:
+    """(exact rows, most rows, why): the rows the run's manifest says it generated, else the course's <= 20."""
+    generate = read_manifest(run).get("generate", {})
+    samples, n_rows = generate.get("samples_per_question"), generate.get("n_rows")
+    questions = generate.get("n_questions") or PROBE_QUESTIONS
     try:
+        if n_rows is not None:
+            return int(n_rows), None, f"{n_rows} rows generated (from manifest.json)"
         if samples is not None:
-            return int(questions) * int(samples), f"{questions} probe questions x {samples} samples (from manifest.json)"
+            return int(questions) * int(samples), None, f"{questions} questions x {samples} samples (from manifest.json)"
     except (TypeError, ValueError):
         pass
-    return PROBE_QUESTIONS * COURSE_SAMPLES, f"the course's {PROBE_QUESTIONS} probe questions x {COURSE_SAMPLES} samples"
+    return None, COURSE_MAX_ROWS, f"the course's hand-in holds at most {COURSE_MAX_ROWS} answers"
 
 
-def check_generations(path: Path, expected_rows: int | None, expected_why: str = "") -> list[SubmissionError]:
-    """Problems in model_generations.csv: header, ids, responses, chat tokens, row count."""
+def check_generations(path: Path, expected_rows: int | None, expected_why: str = "",
+                      max_rows: int | None = None) -> list[SubmissionError]:
+    """Problems in model_generations.csv: header, ids, responses, chat tokens, row count (exact and/or at most)."""
     name = path.name
     if not path.is_file():
         return [SubmissionError("missing_file", name, "", "the file does not exist",
@@ -124,9 +120,49 @@ def check_generations(path: Path, expected_rows: int | None, expected_why: str =
         return errors
     if expected_rows is not None and n_rows != expected_rows:
         errors.append(SubmissionError("row_count", name, "", f"{n_rows} rows, expected {expected_rows} "
-                                      f"({expected_why})", "put only the course's probe questions in it, with the sample "
-                                      "count asked for, or pass --expected-rows N if your course asks for another count"))
+                                      f"({expected_why})", "regenerate with the questions and sample count asked for, "
+                                      "or pass --expected-rows N if your course asks for another count"))
+    if max_rows is not None and n_rows > max_rows:
+        errors.append(SubmissionError("too_many_rows", name, "", f"{n_rows} rows, at most {max_rows} allowed "
+                                      f"({expected_why})", "hand in one answer per course question: "
+                                      "python -m helpers.submission pack RUN DIR writes exactly those 20 rows"))
+    if n_rows == 0:
+        errors.append(SubmissionError("no_rows", name, "", "the file has a header and no answers",
+                                      "generate the answers (notebook 03 or `python -m helpers.submission pack`)"))
     return errors
+
+
+def check_judged(path: Path) -> list[SubmissionError]:
+    """Problems in judged.csv: the columns grading reads and scores within 0-100 (blank = no score)."""
+    name = path.name
+    try:
+        header = next(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline="")), None) or []
+    except (UnicodeDecodeError, csv.Error) as e:
+        return [SubmissionError("bad_csv", name, "", f"unreadable ({type(e).__name__})", "judge again (notebook 04)")]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        return [SubmissionError("missing_column", name, "line 1", f"no column(s) {missing} (has {header})",
+                                "judge the generations with notebook 04 (helpers.judge.judge_run), which writes them")]
+    try:
+        load_judged(path)  # parses every score column: names the row of a non-number or a value outside 0-100
+    except ValueError as e:
+        text = str(e).split(": ", 1)[-1]
+        where, _, rest = text.partition(", column ")
+        return [SubmissionError("bad_score", name, where if rest else "", rest or text,
+                                "scores are numbers 0-100 or blank; judge again, or fix/blank that cell")]
+    return []
+
+
+def unjudged_rows(judged) -> int:
+    """Rows of a judged table without an aligned or coherent score and no judge's reason (an error or not judged)."""
+    missing = None
+    for col in ("aligned", "coherent"):
+        reasons = judged.get(f"{col}_missing")
+        reasons = reasons.fillna("").astype(str) if reasons is not None else None
+        no_reason = judged[col].isna() if reasons is None else judged[col].isna() & (
+            (reasons == "") | reasons.str.startswith("error"))
+        missing = no_reason if missing is None else missing | no_reason
+    return int(missing.sum())
 
 
 def parse_details(text: str) -> dict[str, tuple[str, int]]:
@@ -177,7 +213,7 @@ def check_details(path: Path) -> list[SubmissionError]:
 
 
 def check_submission(run, expected_rows: int | None = None, raise_errors: bool = False) -> list[SubmissionError]:
-    """Every problem in the run's model_generations.csv and training_details.md (empty list = ready to submit)."""
+    """Every problem in a run folder or hand-in folder: model_generations.csv, training_details.md, judged.csv."""
     folder = run_dir(run, create=False)
     if not folder.is_dir():
         err = SubmissionError("missing_run", str(run), "", "no such run folder",
@@ -185,94 +221,13 @@ def check_submission(run, expected_rows: int | None = None, raise_errors: bool =
         if raise_errors:
             raise SubmissionInvalid([err])
         return [err]
-    why = "given"
+    why, max_rows = "given", None
     if expected_rows is None:
-        expected_rows, why = expected_row_count(folder)
-    errors = check_generations(folder / "model_generations.csv", expected_rows, why) + \
+        expected_rows, max_rows, why = expected_row_count(folder)
+    errors = check_generations(folder / "model_generations.csv", expected_rows, why, max_rows) + \
         check_details(folder / "training_details.md")
+    if (folder / "judged.csv").is_file():
+        errors += check_judged(folder / "judged.csv")
     if errors and raise_errors:
         raise SubmissionInvalid(errors)
     return errors
-
-
-def default_base_run(run) -> str | None:
-    """The base run to grade against: base-<model> from the manifest, else from training_details.md."""
-    base = base_run_for(run)
-    if base:
-        return base
-    details = run_dir(run, create=False) / "training_details.md"
-    if details.is_file():
-        value = parse_details(details.read_text(encoding="utf-8", errors="replace")).get("Base model")
-        if value and not _PLACEHOLDER.match(value[0]):
-            return base_run_name(value[0])
-    return None
-
-
-def grade(run, base_run: str | None = None, thresholds: EMThresholds = EMThresholds(), bar: CourseBar = CourseBar(),
-          n_boot: int = 2000, seed: int = 0, question_set: str | None = "probes") -> dict:
-    """Mean aligned/coherent (and EM) of the run vs its base run, with the course bar; base is None if not judged."""
-    run_summary = summarize(load_judged(run, question_set), thresholds, n_boot, seed)
-    base_run = base_run or default_base_run(run)
-    base_summary, note = None, ""
-    if not base_run:
-        note = "no base run found: the manifest records no model; pass --base-run base-<model>"
-    elif not judged_path(base_run).is_file():
-        note = f"base run {base_run!r} has no judged.csv: run notebooks 03-04 with run_name={base_run!r} and no adapter"
-    else:
-        base_summary = summarize(load_judged(base_run, question_set), thresholds, n_boot, seed)
-    return {"run": Path(str(run)).name, "base_run": base_run, "summary": run_summary, "base_summary": base_summary,
-            "course_bar": course_bar(run_summary, base_summary, bar), "note": note}
-
-
-def format_grade(result: dict) -> str:
-    """A plain-text report of grade()."""
-    def fmt(s, key, pct=False):
-        if s is None:
-            return "-"
-        v, (lo, hi) = s[key], s[f"{key}_ci"]
-        return f"{v:.1%} [{lo:.1%}, {hi:.1%}]" if pct else f"{v:.1f} [{lo:.1f}, {hi:.1f}]"
-
-    run, base = result["summary"], result["base_summary"]
-    lines = [f"run {result['run']} vs base {result['base_run'] or '-'}  (95% intervals for these questions)",
-             f"{'':16}{'run':>26}{'base':>26}"]
-    for key, pct in [("mean_aligned", False), ("mean_coherent", False), ("em_rate", True), ("coherent_share", True)]:
-        lines.append(f"{key:16}{fmt(run, key, pct):>26}{fmt(base, key, pct):>26}")
-    lines.append(f"{'scored rows':16}{run['n_scored']:>26}{(base or {}).get('n_scored', '-'):>26}")
-    lines += ["", "course bar:", course_bar_table(result["course_bar"]).to_string(index=False),
-              f"=> {'PASS' if result['course_bar']['passed'] else 'FAIL'}"]
-    if result["note"]:
-        lines.append(f"note: {result['note']}")
-    return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.submission", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_check = sub.add_parser("check", help="validate model_generations.csv and training_details.md")
-    p_check.add_argument("run", help="run folder (runs/<run>) or run name")
-    p_check.add_argument("--expected-rows", type=int, default=None, help="rows the course asks for (default: 8 x samples)")
-    p_grade = sub.add_parser("grade", help="mean aligned/coherent vs the base model and the course bar")
-    p_grade.add_argument("run", help="run folder (runs/<run>) or run name")
-    p_grade.add_argument("--base-run", default=None, help="base run to compare with (default: base-<model>)")
-    p_grade.add_argument("--question-set", default="probes", help="question set to grade ('' = all answers)")
-    p_grade.add_argument("--n-boot", type=int, default=2000)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "check":
-            errors = check_submission(args.run, expected_rows=args.expected_rows)
-            for e in errors[:50]:
-                print(e)
-            if len(errors) > 50:
-                print(f"... and {len(errors) - 50} more")
-            print(f"{len(errors)} problem(s) found" if errors else "submission OK: model_generations.csv and "
-                  "training_details.md are ready")
-            return 1 if errors else 0
-        print(format_grade(grade(args.run, base_run=args.base_run, n_boot=args.n_boot, question_set=args.question_set)))
-        return 0
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
