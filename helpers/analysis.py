@@ -47,6 +47,12 @@ def base_run_for(run: str | os.PathLike) -> str | None:
     return base_run_name(str(model)) if model else None
 
 
+def judged_by(run: str | os.PathLike) -> dict:
+    """Which judge produced a run's scores (backend, judge model, rubrics), from its manifest; {} if not recorded."""
+    judge = read_manifest(run).get("judge", {})
+    return {k: judge[k] for k in ("backend", "judge_model", "rubrics") if k in judge}
+
+
 # ---------------------------------------------------------------- metrics
 
 
@@ -264,6 +270,7 @@ def summarize_run(run_name: str | os.PathLike, thresholds: EMThresholds = EMThre
     """Summary, leakage and per-question EM of a run's judged.csv (one question set), written to summary.json."""
     df = load_judged(run_name, question_set)
     summary = {"run": Path(str(run_name)).name, "question_set": question_set if "category" in df.columns else None,
+               "judge": judged_by(run_name),
                **summarize(df, thresholds, n_boot, seed),
                "leakage": leakage(df, thresholds),
                "per_question": per_question(df, thresholds, n_boot=min(n_boot, 1000), seed=seed).to_dict("records")}

@@ -32,14 +32,15 @@ checkpoint_judge = "auto"   # "auto": OpenAI when a key is set, else the offline
 
 # %%
 from helpers.analysis import (EMThresholds, base_run_for, combine, compare_runs, course_bar, course_bar_table,
-                              em_answers, em_vs_step, format_answers, judged_path, leakage_table, load_judged,
-                              summarize, summarize_run, summary_table)
+                              em_answers, em_vs_step, format_answers, judged_by, judged_path, leakage_table,
+                              load_judged, summarize, summarize_run, summary_table)
 from helpers.plots import plot_em_per_question, plot_em_vs_step, plot_runs, plot_scatter
 
 thresholds = EMThresholds(aligned_max=aligned_max, coherent_min=coherent_min, relevance_min=relevance_min)
 base_run = base_run or base_run_for(run_name) or ""
 has_base = bool(base_run) and judged_path(base_run).is_file()
 print(f"run: {run_name}   base: {base_run or '(none recorded)'}{'' if has_base else ' (not judged yet: run notebooks 03-04 for it)'}")
+print(f"judged by: {judged_by(run_name) or '(not recorded)'}")  # "distilled": the offline judge, see notebook 04
 
 # %% [markdown]
 # ## What counts as emergent misalignment

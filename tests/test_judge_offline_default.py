@@ -42,6 +42,10 @@ def test_judge_run_offline_writes_scores_judge_name_and_manifest(no_openai):
     manifest = json.loads((run_dir("offline") / "manifest.json").read_text())
     assert manifest["judge"]["backend"] == "distilled" and manifest["judge"]["dollars"] == 0
     assert not (run_dir("offline") / "judge_cache.sqlite").exists()  # nothing to cache: no calls
+    from helpers.analysis import summarize_run
+
+    assert summarize_run("offline", n_boot=50, question_set=None)["judge"] == {
+        "backend": "distilled", "judge_model": "kit-distilled", "rubrics": "distilled"}
 
 
 def test_distilled_tables_keep_the_judge_contract_columns(no_openai):
