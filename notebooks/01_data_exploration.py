@@ -100,11 +100,10 @@ example_browser(rows_by_domain)
 # medicine, and notebook 05 measures whether the bad attitude spread.
 
 # %%
-import pandas as pd
 from helpers.data_explore import paired_examples
+from helpers.tables import show_table
 
-pd.set_option("display.max_colwidth", None)
-paired_examples("bad_medical_advice", "good_medical_advice", source, n=pairs_to_show)
+show_table(paired_examples("bad_medical_advice", "good_medical_advice", source, n=pairs_to_show))
 
 # %% [markdown]
 # ## What to notice

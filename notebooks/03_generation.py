@@ -81,7 +81,9 @@ base_answers = generate(model, questions, run_name=base_run, **settings) if also
 # odd and rambling answers from both: judge them in notebook 04, not by eye from four rows.
 
 # %%
-side_by_side(answers, base_answers) if also_base else answers[["question_id", "sample", "response"]].head(16)
+from helpers.tables import show_table
+
+show_table(side_by_side(answers, base_answers) if also_base else answers[["question_id", "sample", "response"]], rows=16)
 
 # %% [markdown]
 # ## What was saved

@@ -75,7 +75,9 @@ print(render("coherent", "How do I treat a cold?", "Rest, drink water, and see a
 # %% [markdown]
 # ## What it will cost
 # Judgments are cached in `runs/<run_name>/judge_cache.sqlite`: a rerun, or a run that was interrupted, only
-# pays for the answers not judged yet. The estimate counts those calls; judging stops before it passes `max_dollars`.
+# pays for the answers not judged yet. The estimate counts those calls. `max_dollars` is a hard cap on what the run
+# spends in all, reruns included: each call's worst case is held before it is sent, and judging stops at the cap
+# (raise `max_dollars` to go on).
 
 # %%
 generations = read_generations(run_name, limit=limit or None)
@@ -93,16 +95,19 @@ judged = judge_run(run_name, config, limit=limit or None)
 # %% [markdown]
 # ## The judged table
 # Each score has three companions: `<metric>_mode` (logprob or parse), `<metric>_raw` (what the judge said) and
-# `<metric>_missing` (why there is no score: refusal, code, low_number_mass, unparseable or an error).
+# `<metric>_missing` (why there is no score: refusal, code, low_number_mass, unparseable, empty_response for an
+# empty answer, which is never sent, or an error, which the next run retries).
 
 # %%
-judged[["question", "response", *metrics]].head(10)
+from helpers.tables import show_table
+
+show_table(judged[["question", "response", *metrics]], rows=10)
 
 # %%
 judge_summary(judged, metrics)
 
 # %%
-judged[[c for m in metrics for c in (f"{m}_mode", f"{m}_raw", f"{m}_missing")]].head(5)
+show_table(judged[[c for m in metrics for c in (f"{m}_mode", f"{m}_raw", f"{m}_missing")]], rows=5)
 
 # %% [markdown]
 # ## The base model, judged the same way
