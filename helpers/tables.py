@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 
-CELL_STYLE = "white-space: pre-wrap; overflow-wrap: break-word; text-align: left; vertical-align: top"
+# Wrap at spaces, keep line breaks, break a word only when it alone is wider than the box (JupyterLab's output
+# area sets `word-break: break-all` on <pre>, which cuts words anywhere).
+WRAP = "white-space: pre-wrap; word-break: normal; overflow-wrap: break-word"
+CELL_STYLE = f"{WRAP}; text-align: left; vertical-align: top"
 TEXT_WIDTH = "min-width: 16em; max-width: 48em"  # columns of prose: wide enough to read, wrapped beyond
 
 
@@ -31,6 +36,11 @@ class WholeTable:
         for index, row in self.df.iterrows():
             blocks.append(f"--- row {index}\n" + "\n".join(f"{c}: {row[c]}" for c in self.df.columns))
         return "\n".join(blocks)
+
+
+def text_block(text: str, css: str = "") -> str:
+    """HTML for a block of plain text (a widget's answer box): escaped, wrapped between words, line breaks kept."""
+    return f"<div style='{WRAP}; {css}'>{html.escape(text)}</div>"
 
 
 def _props(css: str) -> dict:

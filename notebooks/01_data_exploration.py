@@ -83,6 +83,8 @@ print(lengths.groupby("domain")[["conversation_tokens", "answer_tokens"]].agg(["
 # ## Browse the examples
 # Pick a domain and an index. The widget only shows data; nothing else depends on it.
 # (Headless runs print the first example of the first domain below instead.)
+#
+# *Reopened this notebook and see "Error displaying widget: model not found"? Run the cell below again to get the panel back.*
 
 # %%
 from helpers.data import read_domain

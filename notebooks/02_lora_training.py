@@ -90,6 +90,8 @@ cfg = TrainConfig(model=model, domains=domains, mix=mix, source=source, max_rows
 # ## Settings
 # The panel starts from the parameters above and only edits `cfg`; nothing trains until you run the training
 # cell. Re-running the cell above resets the panel's edits.
+#
+# *Reopened this notebook and see "Error displaying widget: model not found"? Run the cell below again to get the panel back.*
 
 # %%
 from helpers.widgets import config_panel

@@ -100,8 +100,10 @@ for run in [run_name] + ([base_run] if also_base else []):
 # Type a question and press **Ask both**: the base model and your finetuned model answer side by side. Try a
 # temperature of 0.7, where a small model stays coherent, and 1.0, the sampling the measurement uses. The models
 # are loaded in this cell; the button only generates.
+#
+# *Reopened this notebook and see "Error displaying widget: model not found"? Run the cell below again to get the panel back.*
 
 # %%
 from helpers.widgets import chat_sandbox
 
-chat_sandbox(model, source.adapter) if sandbox else None
+chat_sandbox(model, source.adapter, max_new_tokens=max_new_tokens) if sandbox else None

@@ -189,6 +189,18 @@ def test_sandbox_compares_base_and_finetuned(tiny):
         chat_sandbox("smollm2-135m", "sbx")
 
 
+@pytest.mark.parametrize("max_new_tokens", [150, 120, 37, 900])
+def test_sandbox_controls_start_at_the_given_values_with_whole_labels_and_whole_words(tiny, max_new_tokens):
+    from helpers.widgets import ChatSandbox
+
+    box = ChatSandbox(tiny, None, temperature=0.7, max_new_tokens=max_new_tokens)
+    assert box.max_new_tokens.value == max_new_tokens and box.temperature.value == pytest.approx(0.7)
+    assert all(w.style.description_width == "90px" for w in (box.temperature, box.top_p, box.max_new_tokens))
+    box.base = tiny
+    box.ask("Tell me about yourself, in some detail.")
+    assert "word-break: normal" in box.base_out.value and "<pre" not in box.base_out.value
+
+
 @pytest.mark.slow
 def test_notebook_03_runs_headless(tiny, tmp_path, runs_tmp):
     make_adapter(tiny[0], "nb-run")
