@@ -66,6 +66,36 @@ def test_fast_sampler_path_gives_the_same_greedy_answers(tiny):
         generate(tiny, qs, sampler="vllm", progress=False)
 
 
+@pytest.fixture
+def bar_updates(monkeypatch):
+    """Every tqdm bar's position after each update (a spy on tqdm: the updates still happen)."""
+    from tqdm import std
+
+    seen, update = [], std.tqdm.update
+
+    def spy(self, n=1):
+        out = update(self, n)
+        if getattr(self, "desc", "").startswith("generating"):
+            seen.append(self.n)
+        return out
+
+    monkeypatch.setattr(std.tqdm, "update", spy)
+    return seen
+
+
+def test_the_bar_moves_with_every_decoding_step_not_once_per_batch(tiny, bar_updates):
+    qs = load_questions(["probes"])[:4]
+    df = generate(tiny, qs, samples_per_question=2, max_new_tokens=16, batch_size=8, seed=1)
+    assert len(bar_updates) >= 16 and bar_updates[-1] == 8  # one batch of 8: a move per step, then all 8 answers
+    assert all(b >= a for a, b in zip(bar_updates, bar_updates[1:])) and 0 < bar_updates[len(bar_updates) // 2] < 8
+    quiet = generate(tiny, qs, samples_per_question=2, max_new_tokens=16, batch_size=8, seed=1, progress=False)
+    assert df["response"].tolist() == quiet["response"].tolist()  # watching the steps changes no answer
+
+    bar_updates.clear()
+    generate(tiny, qs, samples_per_question=2, max_new_tokens=8, batch_size=2, sampler="fast")
+    assert bar_updates == [2, 4, 6, 8, 8]  # the fast sampler moves the bar after each batch
+
+
 def test_rows_keep_question_order_across_sorted_batches(tiny):
     texts = ["short?", "a much longer question " * 6, "mid length question here", "x " * 30]
     df = generate(tiny, texts, samples_per_question=2, max_new_tokens=6, batch_size=3, progress=False)
