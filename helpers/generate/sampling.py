@@ -313,17 +313,26 @@ def side_by_side(finetuned, base, samples: int = 1):
 
 
 def compare_answers(question: str, base, finetuned=None, temperature: float = 0.7, top_p: float = 1.0,
-                    max_new_tokens: int = 150, seed: int = 0) -> dict:
+                    max_new_tokens: int = 150, seed: int = 0, progress: str | None = None) -> dict:
     """One answer from each model to `question`: {"question", "base", "finetuned", "settings"}.
 
     `base` / `finetuned`: loaded (model, tokenizer) pairs (fast) or anything generate() takes; finetuned may be None.
+    `progress`: a bar with this title through the slow stages (loading each model, answering).
     """
+    from tqdm.auto import tqdm
+
     settings = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
-    answers = {}
-    for side, source in (("base", base), ("finetuned", finetuned)):
-        if source is None:
-            answers[side] = None
-            continue
-        df = generate(source, [question], samples_per_question=1, progress=False, **settings)
-        answers[side] = df["response"].iloc[0]
+    sides = [(side, source) for side, source in (("base", base), ("finetuned", finetuned)) if source is not None]
+    answers = {"base": None, "finetuned": None}
+    bar_format = "{l_bar}{bar}| {postfix}"
+    with tqdm(total=2 * len(sides), desc=progress, disable=progress is None, bar_format=bar_format) as bar:
+        for side, source in sides:
+            bar.set_postfix_str(f"loading the {side} model")
+            pair = source if isinstance(source, (tuple, list)) else load_source(source)[:2]
+            bar.update()
+            bar.set_postfix_str(f"answering with the {side} model")
+            df = generate(pair, [question], samples_per_question=1, progress=False, **settings)
+            answers[side] = df["response"].iloc[0]
+            bar.update()
+        bar.set_postfix_str("done")
     return {"question": question, **answers, "settings": settings}
