@@ -102,11 +102,11 @@ config_panel(cfg, fields=["epochs", "max_steps", "learning_rate", "batch_size", 
 
 # %% [markdown]
 # ## Train
-# Before the first step the cell reads the data, loads the model and tokenises the conversations (half a minute on
-# a CPU); a line for each stage says where it is. Then a progress bar and a live loss curve appear below.
-# Interrupt any time: running the cell again resumes from the
-# last checkpoint. A finished run is never overwritten silently: with the same settings its results are loaded
-# again; with other settings, pick a new `run_name` or set `overwrite = True`.
+# Before the first step the cell reads the data, loads the model and tokenises the conversations: a line for each
+# stage says where it is, with the seconds since the start. Then a progress bar and a live loss curve appear below.
+# Interrupt any time: running the cell again resumes from the last checkpoint. A finished run is never overwritten
+# silently: with the same settings its results are loaded again; with other settings, pick a new `run_name` or set
+# `overwrite = True`.
 
 # %%
 result = train(cfg, overwrite=overwrite, reuse_finished=True)
