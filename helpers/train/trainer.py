@@ -224,7 +224,7 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
     state = PartialState(cpu=device == "cpu")  # first call decides: several CPU processes then talk over gloo
     started = time.perf_counter()
 
-    def say(line: str) -> None:  # the start is silent for half a minute otherwise
+    def say(line: str) -> None:  # else the start (data, model, tokenising) shows nothing
         if state.is_main_process:
             print(f"[{time.perf_counter() - started:3.0f} s] {line}", flush=True)
 
