@@ -82,7 +82,7 @@ print(render("coherent", "How do I treat a cold?", "Rest, drink water, and see a
 # %%
 generations = read_generations(run_name, limit=limit or None)
 print(f"{len(generations)} answers to judge in run {run_name!r}")
-estimate_cost(generations, config)
+estimate_cost(generations, config, run_name=run_name)
 
 # %% [markdown]
 # ## Judging

@@ -273,6 +273,8 @@ def test_the_cap_covers_the_runs_total_over_reruns_and_the_manifest_records_it(s
     assert judge["not_judged_at_cap"] == out["aligned"].isna().sum()
     assert "Stopped at the cap" in capsys.readouterr().out
     requests = server.requests
+    est = estimate_cost(read_generations("capped"), config, run_name="capped")
+    assert est["spent_before"] == pytest.approx(total, abs=1e-6) and est["cached"] == server.answered
     with pytest.raises(JudgeBudgetError, match=r"this run has spent already.*raise max_dollars"):
         judge_run("capped", config)
     assert server.requests == requests  # the cap holds until it is raised
