@@ -40,7 +40,8 @@ class WholeTable:
 
 def text_block(text: str, css: str = "") -> str:
     """HTML for a block of plain text (a widget's answer box): escaped, wrapped between words, line breaks kept."""
-    return f"<div style='{WRAP}; {css}'>{html.escape(text)}</div>"
+    # line-height: an ipywidgets HTML box otherwise spaces lines by the widget row height (28px)
+    return f"<div style='{WRAP}; line-height: 1.45; {css}'>{html.escape(text)}</div>"
 
 
 def _props(css: str) -> dict:
