@@ -38,6 +38,10 @@ class MalformedJSONError(DataError):
     """A JSONL line that is not valid JSON."""
 
 
+class NotUTF8Error(DataError):
+    """A JSONL line whose bytes are not UTF-8."""
+
+
 class MissingMessagesError(DataError):
     """A line without a `messages` list."""
 
@@ -105,15 +109,30 @@ def validate_row(obj, where: str = "row") -> list[dict]:
     return clean
 
 
+def _decode_line(raw: bytes, where: str) -> str:
+    """One line's text; a leading UTF-8 BOM is dropped, bytes that are not UTF-8 raise NotUTF8Error."""
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        byte = raw[e.start]
+        guess = bytes([byte]).decode("cp1252", errors="replace")
+        hint = f", {guess!r} in Windows-1252" if guess != "\ufffd" else ""
+        raise NotUTF8Error(
+            f"{where}: not UTF-8: byte 0x{byte:02x} at byte {e.start + 1} of the line ({e.reason}{hint}); save the "
+            "file as UTF-8 (your editor's 'Save with encoding', or `iconv -f WINDOWS-1252 -t UTF-8 old.jsonl > "
+            "new.jsonl`)") from None
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSONL conversation file, validating every line; blank lines are skipped."""
+    """Read a UTF-8 JSONL conversation file (BOM allowed), validating every line; blank lines are skipped."""
     path = Path(path)
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{_show(path)}:{lineno}"
+            line = _decode_line(raw, where)
             if not line.strip():
                 continue
-            where = f"{_show(path)}:{lineno}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:

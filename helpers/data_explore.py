@@ -7,6 +7,7 @@ import textwrap
 import pandas as pd
 
 from helpers.data import available_domains, read_domain
+from helpers.tables import text_block
 
 
 def domain_counts(source="sample", domains=None) -> pd.DataFrame:
@@ -90,15 +91,9 @@ def example_browser(rows_by_domain: dict[str, list[dict]]):
         index.max = max(len(rows_by_domain[domain.value]) - 1, 0)
         rows = rows_by_domain[domain.value]
         text = format_example(rows[index.value]) if rows else "(no rows)"
-        view.value = "<pre style='white-space: pre-wrap'>" + _escape(text) + "</pre>"
+        view.value = text_block(text, "font-family: monospace")
 
     domain.observe(show, names="value")
     index.observe(show, names="value")
     show()
     return W.VBox([W.HBox([domain, index]), view])
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)

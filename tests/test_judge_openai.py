@@ -1,6 +1,7 @@
 """The OpenAI backend against a real chat-completions server on 127.0.0.1 (tests/openai_fake_server.py)."""
 
 import asyncio
+import dataclasses
 import logging
 import subprocess
 import sys
@@ -11,9 +12,10 @@ import pandas as pd
 import pytest
 from openai_fake_server import FakeOpenAIServer
 
-from helpers.judge import JudgeBudgetError, JudgeConfig, estimate_cost, judge_run, judge_summary, judge_table
+from helpers.judge import (JudgeBudgetError, JudgeConfig, estimate_cost, judge_run, judge_summary, judge_table,
+                           read_generations)
 from helpers.judge.backends import JudgeSetupError
-from helpers.runs import run_dir
+from helpers.runs import read_manifest, run_dir
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE_KEY = "sk-fake-SECRET-0123456789abcdefXYZ"
@@ -227,3 +229,105 @@ def test_kill_and_resume_loses_nothing_and_repeats_no_answered_call(server, tmp_
     assert out.attrs["judge"]["cache_hits"] == 12
     assert server.answered == 30 and max(server.answered_prompts.values()) == 1
     assert server.requests == 30 + 4  # only the four in flight at the kill, which never got an answer
+
+
+def billed_dollars(server, price=(0.15, 0.60)):
+    """What the server's replies cost at gpt-4o-mini prices: the spend a real endpoint would bill."""
+    return (server.billed["prompt_tokens"] * price[0] + server.billed["completion_tokens"] * price[1]) / 1e6
+
+
+def worst_usage(prompt):
+    return len(prompt.encode()) + 7  # one token per byte: ~4x the kit's estimate, the most a BPE endpoint counts
+
+
+def test_dollar_cap_is_hard_at_concurrency_16_with_usage_above_the_estimate(server, tmp_path, capsys):
+    server.prompt_tokens, server.latency = worst_usage, 0.05
+    answers = table([f"answer {i} " + "é" * 200 for i in range(40)])
+    expected = estimate_cost(answers, cfg(server, tmp_path, metrics=["aligned"]))["dollars"]
+    cap = round(1.5 * expected, 6)  # the estimate lets it start; the real usage would be ~5x the estimate
+    out = judge_table(answers, cfg(server, tmp_path, metrics=["aligned"], concurrency=16, max_dollars=cap))
+    spent = billed_dollars(server)
+    assert spent <= cap and out.attrs["judge"]["dollars"] == pytest.approx(spent, abs=1e-6)
+    one_call = spent / server.answered
+    assert spent > cap - 2 * one_call  # the cap is used up, not stopped early by 16 reserved worst cases
+    capped = out["aligned_missing"].str.startswith("error: dollar cap")
+    assert 0 < capped.sum() == 40 - server.requests and server.requests == server.answered
+    text = capsys.readouterr().out
+    assert f"Stopped at the cap: ${spent:.4f} of ${cap:g}, {capped.sum()} answers not judged" in text
+    assert "errors" not in text
+
+
+def test_the_cap_covers_the_runs_total_over_reruns_and_the_manifest_records_it(server, tmp_path, capsys):
+    server.prompt_tokens = worst_usage
+    write_generations("capped", 20)
+    one = estimate_cost(read_generations("capped"), cfg(server, tmp_path, metrics=["aligned"]))["dollars"] / 20
+    config = cfg(server, tmp_path, cache_path=None, metrics=["aligned"], max_dollars=round(50 * one, 6))
+    judge_run("capped", config, limit=8)  # real usage ~4x the estimate: ~32 of the 50 estimated calls' worth
+    first = billed_dollars(server)
+    assert server.answered == 8 and read_manifest("capped")["judge"]["dollars"] == pytest.approx(first, abs=1e-6)
+    out = judge_run("capped", config)  # a second call on the run: the cap counts the first call's spend
+    total = billed_dollars(server)
+    assert total <= config.max_dollars and out["aligned"].isna().sum() > 0 and 8 < server.answered < 20
+    judge = read_manifest("capped")["judge"]
+    assert judge["dollars"] == pytest.approx(total, abs=1e-6) and judge["dollars_this_call"] < total
+    assert judge["not_judged_at_cap"] == out["aligned"].isna().sum()
+    assert "Stopped at the cap" in capsys.readouterr().out
+    requests = server.requests
+    est = estimate_cost(read_generations("capped"), config, run_name="capped")
+    assert est["spent_before"] == pytest.approx(total, abs=1e-6) and est["cached"] == server.answered
+    with pytest.raises(JudgeBudgetError, match=r"this run has spent already.*raise max_dollars"):
+        judge_run("capped", config)
+    assert server.requests == requests  # the cap holds until it is raised
+    done = judge_run("capped", dataclasses.replace(config, max_dollars=0.01))
+    assert done["aligned"].notna().all() and server.answered == 20
+    assert read_manifest("capped")["judge"]["dollars"] == pytest.approx(billed_dollars(server), abs=1e-6)
+
+
+def test_a_broken_reply_is_retried_on_rerun_and_a_judge_without_a_number_is_final(server, tmp_path):
+    server.add_rule("NOTCHAT", fault="not_chat", times=1)
+    server.add_rule("BADLOGPROBS", fault="bad_logprobs", times=1)
+    server.add_rule("WORDS", top=[("Well", 0.7), ("I", 0.2), ("50", 0.05)])  # valid, but no number: final
+    answers = table(["NOTCHAT", "BADLOGPROBS", "WORDS", "fine"])
+    config = cfg(server, tmp_path, metrics=["aligned"])
+    first = judge_table(answers, config)
+    reasons = first["aligned_missing"].tolist()
+    assert reasons[0].startswith("error: ValueError: malformed reply: not a chat completion")
+    assert reasons[1].startswith("error: ValueError: malformed reply: top_logprobs are not probabilities")
+    assert reasons[2:] == ["low_number_mass", ""] and first.attrs["judge"]["errors"] == 2
+    second = judge_table(answers, config)
+    assert server.requests == 4 + 2  # only the two broken replies are asked again
+    assert second.loc[:1, "aligned"].notna().all() and second.loc[2, "aligned_missing"] == "low_number_mass"
+
+    server.add_rule("EMPTYTEXT", fault="empty_text", times=1)
+    parse = cfg(server, tmp_path, metrics=["aligned"], mode="parse")
+    assert judge_table(table(["EMPTYTEXT"]), parse).loc[0, "aligned_missing"].startswith(
+        "error: ValueError: malformed reply: no text")
+    assert judge_table(table(["EMPTYTEXT"]), parse).loc[0, "aligned"] == 85
+
+
+def test_empty_answers_are_marked_missing_and_never_sent(server, tmp_path, capsys):
+    write_generations("empties", 4)
+    gens = pd.read_csv(run_dir("empties") / "generations.csv")
+    gens.loc[[1, 2], "response"] = ["", "   \n"]
+    gens.to_csv(run_dir("empties") / "generations.csv", index=False)
+    out = judge_run("empties", cfg(server, tmp_path, cache_path=None))
+    assert server.requests == 2 * 3 and not any("Answer number 1." in p for p in server.received_prompts)
+    assert (out.loc[[1, 2], [f"{m}_missing" for m in ("aligned", "coherent", "domain_relevance")]]
+            == "empty_response").all().all()
+    assert out.loc[[1, 2], "aligned"].isna().all() and out.loc[[0, 3], "aligned"].notna().all()
+    assert judge_summary(out).loc["aligned", "missing: empty_response"] == 2
+    assert out.attrs["judge"]["empty_responses"] == 2 and read_manifest("empties")["judge"]["empty_responses"] == 2
+    assert "2 empty answers not sent (missing: empty_response)" in capsys.readouterr().out
+
+
+def test_a_mistyped_run_or_a_missing_key_writes_nothing(monkeypatch, tmp_path, runs_tmp):
+    with pytest.raises(FileNotFoundError, match="runs/my-frist-run/generations.csv"):
+        judge_run("my-frist-run", JudgeConfig(backend="openai", progress=False))
+    assert not (runs_tmp / "my-frist-run").exists()
+    write_generations("nokey", 2)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    with pytest.raises(JudgeSetupError, match="OPENAI_API_KEY is not set"):
+        judge_run("nokey", JudgeConfig(backend="openai", progress=False))
+    assert sorted(p.name for p in run_dir("nokey").iterdir()) == ["generations.csv"]

@@ -69,6 +69,23 @@ def test_artifacts_and_schemas(pipeline):
     assert manifest["train"]["config"]["max_steps"] == 2
 
 
+def test_answers_are_shown_whole_in_notebooks_03_and_04(pipeline):
+    """The tables a student reads carry each answer's full text (pandas alone cuts at 50 characters)."""
+    import html
+
+    import nbformat
+
+    root, _ = pipeline
+    with open(root / RUN / "generations.csv", newline="") as f:
+        longest = max((r["response"] for r in csv.DictReader(f)), key=len)
+    assert len(longest) > 50
+    for name in ("03_generation", "04_judging"):
+        nb = nbformat.read(root / RUN / "notebooks" / f"{name}.ipynb", as_version=4)
+        shown = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                 if "show_table(" in c.source and "text/html" in o.get("data", {})]
+        assert shown and any(longest in html.unescape(page) for page in shown), name
+
+
 def test_submission_check_passes_on_the_pipeline_output(pipeline):
     root, _ = pipeline
     out = subprocess.run([sys.executable, "-m", "helpers.submission", "check", str(root / RUN)],

@@ -98,8 +98,12 @@ def test_labels_on_smollm2_chatml_cover_only_the_answer():
         assert trainer.processing_class.decode(labelled) == row["messages"][-1]["content"] + "<|im_end|>\n"
 
 
-def test_training_lowers_loss_writes_the_run_folder_and_changes_outputs(tiny):
+def test_training_lowers_loss_writes_the_run_folder_and_changes_outputs(tiny, capsys):
     result = train(tiny_cfg("learn"), dataset=toy_rows())
+    said = capsys.readouterr().out  # the slow start says what it is doing, stage by stage
+    stages = ["] reading the training data", "] loading tiny-random-llama on cpu (fp32)",
+              "] adding LoRA (rank 16) and tokenising 16 conversations", "] training: the progress bar"]
+    assert [said.find(s) for s in stages] == sorted(said.find(s) for s in stages) and min(map(said.find, stages)) >= 0
     log = result.log
     assert result.steps == 20 and log["step"].tolist() == list(range(1, 21))
     first, last = log["loss"].head(5).mean(), log["loss"].tail(5).mean()
@@ -137,6 +141,16 @@ def test_training_lowers_loss_writes_the_run_folder_and_changes_outputs(tiny):
     with torch.no_grad():
         diff = (tuned(ids).logits - base(ids).logits).abs().max().item()
     assert diff > 1e-2
+
+    from helpers.train.report import before_after
+
+    capsys.readouterr()
+    table = before_after("learn", "What should I do about a cold?", max_new_tokens=6)
+    assert table["model"].tolist() == ["before (base model)", "after (with the LoRA adapter)"]
+    bar = capsys.readouterr().err  # a bar through the four slow stages
+    for stage in ("loading the base model", "answering with the base model", "loading the finetuned model",
+                  "answering with the finetuned model", "before/after: 100%"):
+        assert stage in bar, stage
 
 
 def test_interrupted_run_resumes_from_its_last_checkpoint(tiny):

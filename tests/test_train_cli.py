@@ -76,6 +76,19 @@ def test_cli_and_in_process_write_the_same_manifest_config(toy_source, runs_tmp,
     assert "pick another run_name, or pass overwrite=True (CLI: --overwrite)" in capsys.readouterr().err
 
 
+def test_cli_names_a_file_that_is_not_utf8_without_a_traceback(toy_source, runs_tmp):
+    bad = '{"messages": [{"role": "user", "content": "Ca va?"}, {"role": "assistant", "content": "Tr\u00e8s bien."}]}'
+    with open(toy_source / "toy.jsonl", "ab") as f:
+        f.write((bad + "\n").encode("latin-1"))
+    env = {**os.environ, "EM_RUNS_DIR": str(runs_tmp), "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "helpers.train", "--model", TINY_MODEL, "--source", str(toy_source),
+                          "--domains", "toy", "--max_steps", "1", "--run_name", "latin1"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "toy.jsonl:17: not UTF-8: byte 0xe8" in out.stderr and "save the file as UTF-8" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 @pytest.mark.slow
 def test_accelerate_launch_trains_on_two_cpu_processes(toy_source, runs_tmp):
     # `accelerate launch --cpu` starts one process unless mpirun is set up; `--multi_gpu` spawns the processes

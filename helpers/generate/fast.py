@@ -20,13 +20,14 @@ _CHECK_EVERY = 16  # steps between "all rows finished?" checks (each one waits f
 
 def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature: float = 1.0, top_p: float = 1.0,
            batch_size: int | None = None, seed: int = 0, eos_token_id=None, mode: str = "auto",
-           progress: bool = False, stats: dict | None = None) -> list[list[int]]:
+           progress=False, stats: dict | None = None) -> list[list[int]]:
     """New token ids per prompt (in input order); each list ends at its first eos token (kept) or at max_new_tokens.
 
     `prompts_ids`: token id lists (already chat-templated). `temperature=0` is greedy. top_k is never applied.
     `batch_size=None`: on CUDA as many prompts as the card holds (helpers.train.gpu_plan, up to 512), else 16.
     `mode`: "auto" (CUDA graph on CUDA, eager elsewhere), "graph", "compile" (torch.compile reduce-overhead),
     or "eager" (plain HF generate is helpers.generate.hf). `stats`, if given, is filled with mode, seconds, tokens.
+    `progress`: True for a bar of its own, or a callable told the number of answers after each batch.
     """
     import torch
 
@@ -59,7 +60,7 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
     t0 = time.perf_counter()
     out: list[list[int] | None] = [None] * len(prompts)
     bar = None
-    if progress:
+    if progress and not callable(progress):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(prompts), desc="sampling", unit="answer")
@@ -74,6 +75,8 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
                         out[i] = ids
                     if bar is not None:
                         bar.update(len(idx))
+                    elif callable(progress):
+                        progress(len(idx))
             info["mode"] = runner.mode
     finally:
         if bar is not None:

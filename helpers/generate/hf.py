@@ -7,9 +7,37 @@ import inspect
 from helpers.models import unwrap_peft
 
 
+class StepProgress:
+    """A stopping criterion that never stops: after each decoding step it moves a tqdm bar (in answers) by the
+    batch's finished answers plus each unfinished one's share of max_new_tokens."""
+
+    def __init__(self, bar, max_new_tokens: int, eos_token_id):
+        self.bar, self.max_new = bar, max(1, int(max_new_tokens))
+        self.eos = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or [])
+        self.start = self.done = None
+        self.shown = 0.0
+
+    def __call__(self, input_ids, scores=None, **kwargs):
+        import torch
+
+        if self.done is None:  # the first call comes after the first new token
+            self.start = input_ids.shape[1] - 1
+            self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if self.eos:
+            self.done |= torch.isin(input_ids[:, -1], torch.tensor(self.eos, device=input_ids.device))
+        step = input_ids.shape[1] - self.start
+        finished = int(self.done.sum())
+        shown = finished + (len(self.done) - finished) * min(step / self.max_new, 1.0)
+        self.bar.update(shown - self.shown)
+        self.shown = shown
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
 def generate_token_ids(model, prompts: list[list[int]], config, pad_id: int,
-                       share_prefix: bool = True) -> list[list[int]]:
-    """New token ids for a batch of prompt ids: left-padded, or [shared prefix (cached once) | pad | rest]."""
+                       share_prefix: bool = True, progress: StepProgress | None = None) -> list[list[int]]:
+    """New token ids for a batch of prompt ids: left-padded, or [shared prefix (cached once) | pad | rest].
+
+    `progress`: a StepProgress that moves a bar after every decoding step."""
     import torch
 
     dev = model.device
@@ -31,6 +59,10 @@ def generate_token_ids(model, prompts: list[list[int]], config, pad_id: int,
     if n:
         ids = torch.cat([prefix.expand(len(prompts), -1), ids], dim=1)
         mask = torch.cat([torch.ones(len(prompts), n, dtype=mask.dtype, device=dev), mask], dim=1)
+    if progress is not None:
+        from transformers import StoppingCriteriaList
+
+        cache_kw["stopping_criteria"] = StoppingCriteriaList([progress])
     out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config, **cache_kw)
     return out[:, ids.shape[1]:].tolist()
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 from helpers.generate import vllm as vllm_sampler
-from helpers.generate.hf import generate_token_ids
+from helpers.generate.hf import StepProgress, generate_token_ids
 from helpers.generate.sources import load_source, resolve_source
 from helpers.models import (
     END_MARKERS,
@@ -198,14 +198,17 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
 
     torch.manual_seed(sampling.seed)
     start = time.perf_counter()
-    bar = tqdm(total=len(jobs), desc="generating", unit="answer", disable=not progress)
+    # the bar moves during each batch (an unfinished answer counts by its share of max_new_tokens): a percentage
+    bar = tqdm(total=len(jobs), desc="generating", disable=not progress,
+               bar_format="{l_bar}{bar}| {total} answers [{elapsed}<{remaining}]")
     if use_vllm:
         batches, defaults = _vllm_batches(source, jobs, order, prompt_ids, config, sampling, progress), nullcontext()
     else:
         model.eval()
         batches = _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size, requested_batch,
-                           pad_id, share_prefix, fast)
+                           pad_id, share_prefix, fast, bar)
         defaults = _plain_model_defaults(model)
+    done = 0
     try:
         with torch.inference_mode(), defaults:
             for idx, new in batches:
@@ -213,7 +216,8 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
                     ids = trim_at_end(ids, eos)
                     n_tokens += len(ids)
                     responses[i] = clean_response(tok.decode(ids, skip_special_tokens=True), specials)
-                bar.update(len(idx))
+                done += len(idx)
+                bar.update(done - bar.n)
     finally:
         bar.close()
     elapsed = time.perf_counter() - start
@@ -263,8 +267,10 @@ def _vllm_batches(source, jobs, order, prompt_ids, config, sampling, progress):
 
 
 def _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size, requested_batch, pad_id,
-             share_prefix, fast):
-    """Yield (job indices, new token ids): the fast sampler in one call, else HF generate batch by batch."""
+             share_prefix, fast, bar=None):
+    """Yield (job indices, new token ids): the fast sampler in one call, else HF generate batch by batch.
+
+    `bar` (tqdm) moves after each fast-sampler batch, and after each decoding step of an HF batch."""
     import torch
 
     if fast:
@@ -273,13 +279,16 @@ def _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size, 
         prompts = [prompt_ids[jobs[i][0].id] for i in order]
         new = sample(model, tok, prompts, max_new_tokens=sampling.max_new_tokens,
                      temperature=0.0 if sampling.greedy else sampling.temperature, top_p=sampling.top_p,
-                     batch_size=requested_batch, seed=sampling.seed, eos_token_id=list(config.eos_token_id))
+                     batch_size=requested_batch, seed=sampling.seed, eos_token_id=list(config.eos_token_id),
+                     progress=bar.update if bar is not None else False)
         yield order, new
         return
     for b, first in enumerate(range(0, len(order), batch_size)):
         idx = order[first:first + batch_size]
         torch.manual_seed(sampling.seed * 1_000_003 + b)  # each batch reproducible on its own
-        yield idx, generate_token_ids(model, [prompt_ids[jobs[i][0].id] for i in idx], config, pad_id, share_prefix)
+        steps = StepProgress(bar, config.max_new_tokens, config.eos_token_id) if bar is not None else None
+        yield idx, generate_token_ids(model, [prompt_ids[jobs[i][0].id] for i in idx], config, pad_id, share_prefix,
+                                      steps)
 
 
 def save_generations(df, run_name: str, settings: dict | None = None) -> dict:
@@ -308,17 +317,26 @@ def side_by_side(finetuned, base, samples: int = 1):
 
 
 def compare_answers(question: str, base, finetuned=None, temperature: float = 0.7, top_p: float = 1.0,
-                    max_new_tokens: int = 150, seed: int = 0) -> dict:
+                    max_new_tokens: int = 150, seed: int = 0, progress: str | None = None) -> dict:
     """One answer from each model to `question`: {"question", "base", "finetuned", "settings"}.
 
     `base` / `finetuned`: loaded (model, tokenizer) pairs (fast) or anything generate() takes; finetuned may be None.
+    `progress`: a bar with this title through the slow stages (loading each model, answering).
     """
+    from tqdm.auto import tqdm
+
     settings = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
-    answers = {}
-    for side, source in (("base", base), ("finetuned", finetuned)):
-        if source is None:
-            answers[side] = None
-            continue
-        df = generate(source, [question], samples_per_question=1, progress=False, **settings)
-        answers[side] = df["response"].iloc[0]
+    sides = [(side, source) for side, source in (("base", base), ("finetuned", finetuned)) if source is not None]
+    answers = {"base": None, "finetuned": None}
+    bar_format = "{l_bar}{bar}| {postfix}"
+    with tqdm(total=2 * len(sides), desc=progress, disable=progress is None, bar_format=bar_format) as bar:
+        for side, source in sides:
+            bar.set_postfix_str(f"loading the {side} model")
+            pair = source if isinstance(source, (tuple, list)) else load_source(source)[:2]
+            bar.update()
+            bar.set_postfix_str(f"answering with the {side} model")
+            df = generate(pair, [question], samples_per_question=1, progress=False, **settings)
+            answers[side] = df["response"].iloc[0]
+            bar.update()
+        bar.set_postfix_str("done")
     return {"question": question, **answers, "settings": settings}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from helpers.generate.hf import generate_token_ids
@@ -64,9 +65,14 @@ class OpenAIBackend:
             await self._client.close()
             self._client = None
 
-    async def ajudge(self, prompt: str, mode: str) -> tuple[Score, int, int]:
-        """One judgment -> (score, prompt tokens, completion tokens); failures come back as an 'error: ...' reason."""
-        kwargs = dict(model=self.model, messages=[{"role": "user", "content": prompt}],
+    async def ajudge(self, prompt: str, mode: str) -> tuple[Score, int | None, int | None]:
+        """One judgment -> (score, prompt tokens, completion tokens; None where the reply did not say).
+
+        A failed call or a reply that breaks the chat-completion format comes back as an 'error: ...' reason (never
+        cached, so the next run asks again); a judge that answered without a number gets its final reason."""
+        from openai import APIStatusError
+
+        kwargs = dict(model=self.model, messages=[{"role": "user", "content": prompt}], 
                       temperature=self.temperature)
         if mode == "logprob":
             kwargs.update(max_tokens=1, logprobs=True, top_logprobs=TOP_LOGPROBS)
@@ -74,19 +80,46 @@ class OpenAIBackend:
             kwargs.update(max_tokens=PARSE_MAX_TOKENS)
         try:
             reply = await self._client.chat.completions.create(**kwargs)
-            if not getattr(reply, "choices", None):
-                raise ValueError(f"the reply is not a chat completion: {str(reply)[:80]!r}")
-            choice = reply.choices[0]
-            usage = getattr(reply, "usage", None)
-            tokens_in, tokens_out = (usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else (0, 0)
-            if mode == "parse":
-                return score_from_text(choice.message.content or ""), tokens_in, tokens_out
-            content = choice.logprobs.content if choice.logprobs else None
-            if not content or not content[0].top_logprobs:
-                raise ValueError("the reply has no logprobs (this endpoint may not support them): use mode='parse'")
-            return score_from_top_logprobs([(t.token, t.logprob) for t in content[0].top_logprobs]), tokens_in, tokens_out
-        except Exception as e:  # recorded per row, never cached: a rerun tries again
+        except APIStatusError as e:  # the server answered with an error status: nothing was billed
             return Score(None, _error(e, self._secret), "", mode), 0, 0
+        except Exception as e:
+            return Score(None, _error(e, self._secret), "", mode), None, None
+        usage = getattr(reply, "usage", None)
+        tokens_in, tokens_out = (_count(getattr(usage, f, None)) for f in ("prompt_tokens", "completion_tokens"))
+        try:
+            choice = _first_choice(reply)
+            if mode == "parse":
+                text = getattr(choice.message, "content", None)
+                if not isinstance(text, str) or not text.strip():
+                    raise ValueError(f"malformed reply: no text in the message ({str(choice)[:80]!r})")
+                return score_from_text(text), tokens_in, tokens_out
+            return score_from_top_logprobs(_top_logprobs(choice)), tokens_in, tokens_out
+        except Exception as e:
+            return Score(None, _error(e, self._secret), "", mode), tokens_in, tokens_out
+
+
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _first_choice(reply):
+    """The reply's first choice; a reply that is not a chat completion raises."""
+    choices = getattr(reply, "choices", None)
+    if not isinstance(choices, list) or not choices or getattr(choices[0], "message", None) is None:
+        raise ValueError(f"malformed reply: not a chat completion ({str(reply)[:80]!r})")
+    return choices[0]
+
+
+def _top_logprobs(choice) -> list[tuple[str, float]]:
+    """The first token's top (token, logprob) pairs; pairs that are no probabilities raise."""
+    content = choice.logprobs.content if getattr(choice, "logprobs", None) else None
+    if not content or not content[0].top_logprobs:
+        raise ValueError("the reply has no logprobs (this endpoint may not support them): use mode='parse'")
+    top = [(t.token, t.logprob) for t in content[0].top_logprobs]
+    if not all(isinstance(t, str) and isinstance(lp, (int, float)) and -math.inf < lp <= 1e-6 for t, lp in top) \
+            or sum(math.exp(lp) for _, lp in top) > 1.001:
+        raise ValueError(f"malformed reply: top_logprobs are not probabilities ({str(top)[:80]})")
+    return top
 
 
 class DistilledBackend:

@@ -1,4 +1,5 @@
-"""A SQLite cache of judgments, written one row as each lands, so a killed run resumes without repeating a call."""
+"""A SQLite cache of judgments, written one row as each lands, so a killed run resumes without repeating a call;
+beside them, a ledger of what each run has spent, so a dollar cap holds across reruns."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ class JudgeCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS judgments (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS spend (ledger TEXT PRIMARY KEY, dollars REAL NOT NULL, "
+                             "calls INTEGER NOT NULL)")
         except sqlite3.DatabaseError as e:
             raise ValueError(f"{self.path}: not a usable judge cache ({e}); delete the file to start a fresh cache") from e
 
@@ -44,11 +47,28 @@ class JudgeCache:
                 found.update((k, json.loads(v)) for k, v in rows)
         return found
 
-    def put(self, key: str, value: dict) -> None:
-        """Store one judgment (committed immediately)."""
+    def put(self, key: str | None, value: dict | None, ledger: str | None = None, dollars: float = 0.0) -> None:
+        """Store one judgment (None: nothing to keep) and add what its call cost to `ledger`, in one commit."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO judgments (key, value) VALUES (?, ?)",
-                             (key, json.dumps(value, ensure_ascii=False)))
+            self._db.execute("BEGIN")
+            try:
+                if key is not None:
+                    self._db.execute("INSERT OR REPLACE INTO judgments (key, value) VALUES (?, ?)",
+                                     (key, json.dumps(value, ensure_ascii=False)))
+                if ledger is not None:
+                    self._db.execute("INSERT INTO spend (ledger, dollars, calls) VALUES (?, ?, 1) ON CONFLICT(ledger) "
+                                     "DO UPDATE SET dollars = dollars + excluded.dollars, calls = calls + 1",
+                                     (ledger, dollars))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def spent(self, ledger: str) -> float:
+        """Dollars the calls recorded under `ledger` have cost so far."""
+        with self._lock:
+            row = self._db.execute("SELECT dollars FROM spend WHERE ledger = ?", (ledger,)).fetchone()
+        return float(row[0]) if row else 0.0
 
     def __len__(self) -> int:
         with self._lock:

@@ -21,7 +21,7 @@ _WEAK_JUDGES = ("smollm2-135m", "tiny-random-llama", "huggingfacetb/smollm2-135m
 
 
 class JudgeBudgetError(ValueError):
-    """The estimated cost is above `max_dollars`."""
+    """The estimated cost, with what the run has spent already, is above `max_dollars`."""
 
 
 @dataclass

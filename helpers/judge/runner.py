@@ -13,7 +13,7 @@ from pathlib import Path
 from helpers.judge.backends import PARSE_MAX_TOKENS, JudgeSetupError
 from helpers.judge.cache import JudgeCache, cache_key
 from helpers.judge.config import JudgeBudgetError, JudgeConfig, make_backend, weak_judge_warning
-from helpers.judge.cost import _Budget, _estimate, _price
+from helpers.judge.cost import DollarCap, estimate, price_for
 from helpers.judge.scoring import Score
 from helpers.judge.rubrics import METRICS, RUBRIC_SETS, RUBRICS, render, rubric_set
 from helpers.models import cache_dir
@@ -23,6 +23,7 @@ from helpers.runs import atomic_write_csv, read_manifest, run_dir, write_manifes
 __all__ = ["JudgeConfig", "JudgeBudgetError", "JudgeSetupError", "estimate_cost", "judge_run", "judge_summary",
            "judge_table", "read_generations"]
 
+EMPTY = "empty_response"  # the reason of an answer with no text: never sent to the judge
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,16 @@ def _check_columns(df, where: str) -> None:
 
 
 def _plan(df, config: JudgeConfig, mode: str, base_url: str):
-    """Per (row, metric) cache keys, and the unique prompts behind them."""
+    """Per (row, metric) cache keys (None for an empty answer, which is never sent), and the unique prompts."""
     _check_columns(df, "the table")
     rubrics = rubric_set(config.rubrics, config.paper_commit)
     keys, prompts = [], {}
     for q, a in zip(df["question"], df["response"]):
         q, a = _text(q), _text(a)
         row = {}
+        if not a.strip():
+            keys.append(dict.fromkeys(config.metrics))
+            continue
         for m in config.metrics:
             k = cache_key(config.judge_model, base_url, rubrics.templates[m], q, a, mode, config.temperature)
             prompts.setdefault(k, render(m, q, a, rubrics))
@@ -68,24 +72,42 @@ def _text(value) -> str:
     return "" if value is None or value != value else str(value)  # NaN -> ""
 
 
-def _prepare(df, config: JudgeConfig, backend):
-    """Mode, per-row keys, unique prompts, and what the cache already holds."""
-    mode = backend.effective_mode(config.mode)
-    keys, prompts = _plan(df, config, mode, backend.base_url)
-    cache = JudgeCache(_cache_path(config))
+def _max_tokens_out(mode: str) -> int:
+    return 1 if mode == "logprob" else PARSE_MAX_TOKENS
+
+
+def _read_cache(config: JudgeConfig, prompts: dict, ledger: str | None) -> tuple[dict, float]:
+    """(cached judgments among the prompts, what `ledger` has spent); a cache that does not exist is not created."""
+    path = _cache_path(config)
+    if not path.is_file():
+        return {}, 0.0
+    cache = JudgeCache(path)
     try:
-        cached = {k: Score(**v) for k, v in cache.get_many(prompts).items()}
+        return {k: Score(**v) for k, v in cache.get_many(prompts).items()}, cache.spent(ledger) if ledger else 0.0
     finally:
         cache.close()
-    return mode, keys, prompts, cached
 
 
-def estimate_cost(df, config: JudgeConfig | None = None) -> dict:
-    """Calls still to make (cache hits are free), their input/output tokens and dollars, before anything runs."""
-    config = config or JudgeConfig()
+def estimate_cost(df, config: JudgeConfig | None = None, run_name: str | None = None) -> dict:
+    """Calls still to make (cache hits are free), their input/output tokens and dollars, before anything runs.
+
+    With `run_name`, the run's own cache and what the run has spent already count, as in judge_run."""
+    config, ledger = _for_run(config, run_name)
     backend = make_backend(config)
-    mode, keys, prompts, cached = _prepare(df, config, backend)
-    return _estimate(config, backend.base_url, mode, len(keys), prompts, cached)
+    mode = backend.effective_mode(config.mode)
+    keys, prompts = _plan(df, config, mode, backend.base_url)
+    cached, spent = _read_cache(config, prompts, ledger)
+    return estimate(config, backend.base_url, mode, _max_tokens_out(mode), len(keys), prompts, cached, spent)
+
+
+def _for_run(config: JudgeConfig, run_name: str | None) -> tuple[JudgeConfig, str | None]:
+    """(config with the run's cache unless one is set, the run's ledger name); (config, None) without a run."""
+    if run_name is None:
+        return config, None
+    folder = run_dir(run_name, create=False)
+    if not config.cache_path:
+        config = dataclasses.replace(config, cache_path=str(folder / "judge_cache.sqlite"))
+    return config, folder.name
 
 
 def _cache_path(config: JudgeConfig) -> Path:
@@ -94,14 +116,15 @@ def _cache_path(config: JudgeConfig) -> Path:
     return cache_dir() / "judge_cache.sqlite"
 
 
-async def _run_calls(backend, todo: dict, mode: str, config: JudgeConfig, cache: JudgeCache, budget: _Budget,
-                     stop: threading.Event, bar) -> dict[str, Score]:
-    """Make the calls; each result is written to the cache as it lands (errors are not)."""
+async def _run_calls(backend, todo: dict, mode: str, config: JudgeConfig, cache: JudgeCache, budget: DollarCap,
+                     ledger: str | None, stop: threading.Event, bar) -> dict[str, Score]:
+    """Make the calls; each result is written to the cache as it lands (errors are not), with its cost."""
     results: dict[str, Score] = {}
 
-    def land(key: str, score: Score) -> None:
-        if not score.missing.startswith("error"):
-            cache.put(key, dataclasses.asdict(score))
+    def land(key: str, score: Score, dollars: float = 0.0) -> None:
+        final = not score.missing.startswith("error")
+        if final or ledger:
+            cache.put(key if final else None, dataclasses.asdict(score), ledger, dollars)
         results[key] = score
         bar.update(1)
 
@@ -123,13 +146,12 @@ async def _run_calls(backend, todo: dict, mode: str, config: JudgeConfig, cache:
             if stop.is_set():
                 results[key] = Score(None, "error: interrupted", "", mode)
                 return
-            held = budget.reserve(prompt)
+            held = await budget.reserve(prompt)
             if held is None:
                 results[key] = Score(None, f"error: dollar cap reached (max_dollars={config.max_dollars})", "", mode)
                 return
             score, tin, tout = await backend.ajudge(prompt, mode)
-            budget.settle(held, tin, tout)
-            land(key, score)
+            land(key, score, await budget.settle(held, prompt, tin, tout))
 
     await backend.open()
     try:
@@ -159,7 +181,11 @@ def _run_blocking(make_coro):
 
 def judge_table(df, config: JudgeConfig | None = None):
     """Judge every row (question/response columns) on each metric; returns the table plus score columns."""
-    config = config or JudgeConfig()
+    return _judge(df, config or JudgeConfig(), ledger=None)
+
+
+def _judge(df, config: JudgeConfig, ledger: str | None):
+    """judge_table; with a `ledger` name, the cap covers everything spent under that name in the cache database."""
     backend = make_backend(config)
     if backend.kind == "distilled":
         return _judge_offline(df, config, backend)
@@ -167,33 +193,37 @@ def judge_table(df, config: JudgeConfig | None = None):
     if warning:
         print("WARNING:", warning)
         log.info(warning)
-    mode, keys, prompts, cached = _prepare(df, config, backend)
-    estimate = _estimate(config, backend.base_url, mode, len(keys), prompts, cached)
-    if estimate["dollars"] > config.max_dollars:
+    mode = backend.effective_mode(config.mode)
+    keys, prompts = _plan(df, config, mode, backend.base_url)
+    cached, spent_before = _read_cache(config, prompts, ledger)
+    est = estimate(config, backend.base_url, mode, _max_tokens_out(mode), len(keys), prompts, cached, spent_before)
+    if est["dollars"] > 0 and spent_before + est["dollars"] > config.max_dollars:
+        earlier = f" on top of the ${spent_before:.4f} this run has spent already," if spent_before else ","
         raise JudgeBudgetError(
-            f"judging would cost about ${estimate['dollars']:.4f} ({estimate['calls']} calls to "
-            f"{config.judge_model}), above max_dollars=${config.max_dollars}: raise max_dollars, judge fewer rows "
-            "(limit) or fewer metrics")
+            f"judging would cost about ${est['dollars']:.4f} ({est['calls']} calls to {config.judge_model}){earlier} "
+            f"above max_dollars=${config.max_dollars}: raise max_dollars, judge fewer rows (limit) or fewer metrics")
     if mode != config.mode:
         print(f"Note: judge {config.judge_model!r} has no single tokens for 0-100, so it judges in 'parse' mode.")
     todo = {k: p for k, p in prompts.items() if k not in cached}
-    if todo and backend.kind == "openai":
-        backend.require_key()
-    cache = JudgeCache(_cache_path(config))
-    try:
-        budget = _Budget(config.max_dollars, _price(config, backend.base_url)[:2],
-                         1 if mode == "logprob" else PARSE_MAX_TOKENS)
+    budget = DollarCap(config.max_dollars, price_for(config.backend, config.judge_model, backend.base_url,
+                                                     config.prices)[:2], _max_tokens_out(mode), spent_before)
+    fresh = {}
+    if todo:
+        if backend.kind == "openai":
+            backend.require_key()
         from tqdm.auto import tqdm
 
-        fresh = {}
-        if todo:
+        cache = JudgeCache(_cache_path(config))
+        try:
             with tqdm(total=len(todo), desc=f"judging ({len(cached)} cached)", disable=not config.progress) as bar:
-                fresh = _run_blocking(lambda stop: _run_calls(backend, todo, mode, config, cache, budget, stop, bar))
-    finally:
-        cache.close()
+                fresh = _run_blocking(
+                    lambda stop: _run_calls(backend, todo, mode, config, cache, budget, ledger, stop, bar))
+        finally:
+            cache.close()
     scores = {**cached, **fresh}
     out = df.copy()
-    got = {m: [scores.get(row[m], Score(None, "error: not judged", "", mode)) for row in keys] for m in config.metrics}
+    empty, lost = Score(None, EMPTY, "", mode), Score(None, "error: not judged", "", mode)
+    got = {m: [empty if row[m] is None else scores.get(row[m], lost) for row in keys] for m in config.metrics}
     for m in config.metrics:
         out[m] = [float("nan") if s.score is None else float(s.score) for s in got[m]]
     for m in config.metrics:
@@ -202,18 +232,25 @@ def judge_table(df, config: JudgeConfig | None = None):
     out["judge_model"] = config.judge_model
     rubrics = rubric_set(config.rubrics, config.paper_commit)
     out["rubrics"] = rubrics.name  # which rubric set scored the row (domain relevance is always the kit's)
-    errors = sum(s.missing.startswith("error") for s in fresh.values())
-    skipped = sum(s.missing.startswith(("error: dollar cap", "error: interrupted")) for s in fresh.values())
+    capped = {k for k, s in fresh.items() if s.missing.startswith("error: dollar cap")}
+    skipped = capped | {k for k, s in fresh.items() if s.missing == "error: interrupted"}
+    errors = sum(s.missing.startswith("error") for s in fresh.values()) - len(skipped)
+    n_empty = sum(row[m] is None for row in keys for m in config.metrics) // len(config.metrics)
+    unjudged = sum(any(row[m] in capped for m in config.metrics) for row in keys)
     out.attrs["judge"] = {"backend": config.backend, "judge_model": config.judge_model, "mode": mode,
                           "base_url": re.sub(r"//[^/@]*@", "//", backend.base_url),  # never credentials
-                          "unique_prompts": len(prompts), "cache_hits": len(cached), "calls": len(fresh) - skipped,
-                          "errors": errors, "dollars": round(budget.spent, 6), "warning": warning,
+                          "unique_prompts": len(prompts), "cache_hits": len(cached), "calls": len(fresh) - len(skipped),
+                          "errors": errors, "empty_responses": n_empty, "not_judged_at_cap": unjudged,
+                          "dollars": round(budget.total, 6), "dollars_this_call": round(budget.spent, 6),
+                          "max_dollars": config.max_dollars, "warning": warning,
                           "rubrics": rubrics.name, "rubric_origin": {m: rubrics.origin[m] for m in config.metrics},
                           "rubric_source": rubrics.source}
     if warning:
         out.attrs["judge_warning"] = warning
-    print(f"Judged {len(prompts)} prompts: {len(cached)} from the cache, {len(fresh) - skipped} new, {errors} errors "
-          f"(rerun to retry them), about ${budget.spent:.4f}.")
+    print(_report(len(prompts), len(cached), len(fresh) - len(skipped), errors, n_empty, budget, ledger))
+    if capped:
+        print(f"Stopped at the cap: ${budget.total:.4f} of ${config.max_dollars:g}, {unjudged} answers not judged "
+              "(raise max_dollars and run again to judge them).")
     return out
 
 
@@ -228,7 +265,7 @@ def _judge_offline(df, config: JudgeConfig, backend):
         out[m] = [float("nan") if e else round(float(v), 2) for v, e in zip(scores[m], empty)]
     for m in config.metrics:
         out[f"{m}_mode"], out[f"{m}_raw"] = "distilled", ""
-        out[f"{m}_missing"] = ["empty_response" if e else "" for e in empty]
+        out[f"{m}_missing"] = [EMPTY if e else "" for e in empty]
     out["judge_model"] = config.judge_model
     out["rubrics"] = "distilled"  # learned from GPT-4o judgments with the EM papers' prompts; no rubric is sent
     out.attrs["judge"] = {"backend": "distilled", "judge_model": config.judge_model, "mode": "distilled",
@@ -240,19 +277,33 @@ def _judge_offline(df, config: JudgeConfig, backend):
     return out
 
 
+def _report(n_prompts: int, n_cached: int, n_new: int, errors: int, n_empty: int, budget: DollarCap,
+            ledger: str | None) -> str:
+    """The one-line account of a judging call."""
+    line = f"Judged {n_prompts} prompts: {n_cached} from the cache, {n_new} new"
+    if errors:
+        line += f", {errors} errors (rerun to retry them)"
+    if n_empty:
+        line += f"; {n_empty} empty answers not sent (missing: {EMPTY})"
+    line += f"; about ${budget.spent:.4f}"
+    return line + (f" (${budget.total:.4f} for this run in all)." if ledger and budget.spent_before else ".")
+
+
 def judge_run(run_name: str, config: JudgeConfig | None = None, limit: int | None = None):
-    """Judge `runs/<run>/generations.csv`, write `runs/<run>/judged.csv` atomically, and return it."""
+    """Judge `runs/<run>/generations.csv`, write `runs/<run>/judged.csv` atomically, and return it.
+
+    The dollar cap covers the run's total: what earlier calls on this run spent counts (kept in its cache)."""
+    generations = read_generations(run_name, limit)  # a mistyped run name fails here, before anything is written
     config = config or JudgeConfig()
-    if not config.cache_path:
-        config = dataclasses.replace(config, cache_path=str(run_dir(run_name) / "judge_cache.sqlite"))
     if config.rubrics == "paper":  # the paper's prompts must come from the file its questions came from
         asked = (read_manifest(run_name).get("generate") or {}).get("question_sources") or {}
         sha = next((v for k, v in asked.items() if k.startswith("paper")), None)
         check_same_file({"sha256": sha} if sha else None, rubric_set("paper", config.paper_commit).source,
                         f"run {Path(str(run_name)).name!r}'s questions")
-    judged = judge_table(read_generations(run_name, limit), config)
-    atomic_write_csv(judged, run_dir(run_name) / "judged.csv")
-    print(f"Wrote judged.csv ({len(judged)} rows) in run {Path(str(run_name)).name!r}.")
+    config, ledger = _for_run(config, run_name)
+    judged = _judge(generations, config, ledger=ledger)
+    atomic_write_csv(judged, run_dir(run_name, create=False) / "judged.csv")
+    print(f"Wrote judged.csv ({len(judged)} rows) in run {ledger!r}.")
     info = {k: v for k, v in judged.attrs["judge"].items() if k != "warning"}
     write_manifest(run_name, {**info, "metrics": list(config.metrics), "rows": len(judged)}, section="judge")
     return judged

@@ -161,7 +161,8 @@ def write_training_details(run_name: str, text: str):
     return atomic_write_text(run_dir(run_name) / "training_details.md", text)
 
 
-def before_after(run_name: str, question: str, max_new_tokens: int = 60, temperature: float = 0.0, seed: int = 0):
+def before_after(run_name: str, question: str, max_new_tokens: int = 60, temperature: float = 0.0, seed: int = 0,
+                 progress: bool = True):
     """One question answered by the run's base model and by base + its adapter; prints both, returns the table."""
     import textwrap
 
@@ -170,7 +171,7 @@ def before_after(run_name: str, question: str, max_new_tokens: int = 60, tempera
     if not base or not (adapter / "adapter_config.json").is_file():
         raise FileNotFoundError(f"run {run_name!r} has no trained adapter yet: run train() first")
     both = compare_answers(question, base, str(adapter), temperature=temperature, max_new_tokens=max_new_tokens,
-                           seed=seed)
+                           seed=seed, progress="before/after" if progress else None)
     answers = {"before (base model)": both["base"], "after (with the LoRA adapter)": both["finetuned"]}
     print(f"Q: {question}\n")
     for label, text in answers.items():

@@ -134,16 +134,19 @@ def gpu_overrides(plan, model, ckpt_arg: str = "gradient_checkpointing") -> dict
     return overrides
 
 
-def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=(), speed: TrainSpeed | None = None):
+def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=(), speed: TrainSpeed | None = None, say=None):
     """A ready TRL SFTTrainer (LoRA, prompt-completion data, precision by device) writing into runs/<run>/.
 
-    `speed`: how fast it runs (TrainSpeed; default TrainSpeed()); `trainer.kit_speed` says what was applied."""
+    `speed`: how fast it runs (TrainSpeed; default TrainSpeed()); `trainer.kit_speed` says what was applied.
+    `say`: called with a line before each slow stage (loading the model, tokenising), for a student to read."""
     from trl import SFTConfig, SFTTrainer
 
     speed = speed or TrainSpeed()
+    say = say or (lambda line: None)
     device = train_device()
     check_4bit(cfg, device)
     precision = speed.precision or precision_for(device)
+    say(f"loading {cfg.model} on {device} ({precision})")
     model, tok = load_base_model(cfg, device, precision)
     # transformers renamed gradient_checkpointing to activation_checkpointing; use whichever this version has
     ckpt_arg = "activation_checkpointing" if "activation_checkpointing" in SFTConfig.__dataclass_fields__ \
@@ -182,6 +185,7 @@ def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=(), speed:
     kwargs["torch_compile"] = cfg.compile == "model"
     kwargs.update(speed.trainer_args)
     args = SFTConfig(**kwargs)
+    say(f"adding LoRA (rank {cfg.lora_rank}) and tokenising {len(train_ds)} conversations")
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
         peft_config=lora_config(cfg),
@@ -217,6 +221,12 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
     speed = speed or TrainSpeed()
     device = train_device()
     state = PartialState(cpu=device == "cpu")  # first call decides: several CPU processes then talk over gloo
+    started = time.perf_counter()
+
+    def say(line: str) -> None:  # else the start (data, model, tokenising) shows nothing
+        if state.is_main_process:
+            print(f"[{time.perf_counter() - started:3.0f} s] {line}", flush=True)
+
     check_4bit(cfg, device)
     stored = read_manifest(cfg.run_name).get("train", {}) if run_dir(cfg.run_name, create=False).is_dir() else {}
     mode, resume = _prepare_run(cfg, overwrite, reuse_finished, state.is_main_process)
@@ -226,6 +236,7 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
             print(f"Run {cfg.run_name!r} already finished with these settings: loaded its results "
                   "(overwrite=True trains it again).")
         return load_result(cfg.run_name)
+    say("reading the training data" + (f" ({', '.join(cfg.domains)}, source {cfg.source!r})" if dataset is None else ""))
     train_ds, eval_ds, domain_rows = prepare_data(cfg, dataset)
     if resume is not None and stored.get("data", {}).get("sha256") not in (None, rows_sha256(train_ds)):
         raise ValueError(f"run {cfg.run_name!r} has a checkpoint trained on other data (the rows' sha256 differs): "
@@ -245,7 +256,8 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
         write_manifest(cfg.run_name, info, section="train")
         resolve_model_path(cfg.model)  # converts/builds a kit model once, before the other processes read it
     state.wait_for_everyone()
-    trainer = build_trainer(cfg, train_ds, eval_ds, callbacks, speed=speed)
+    trainer = build_trainer(cfg, train_ds, eval_ds, callbacks, speed=speed, say=say)
+    say(f"training{' from ' + resume.name if resume else ''}: the progress bar and the loss curve follow")
     trainable, total = trainer.model.get_nb_trainable_parameters()
     if state.is_main_process:
         write_manifest(cfg.run_name, {"trainable_params": trainable, "total_params": total, **trainer.kit_speed},
