@@ -1,6 +1,7 @@
 """The kit's repository URL, kept in one place: `[project.urls] Repository` in pyproject.toml.
 
-README's Colab badges, each notebook's badge and its Colab install cell (`KIT_REPO = "..."`) carry copies:
+README's Colab badges, each notebook's badge and its Colab install cell (`KIT_REPO = "..."`), and the classroom
+workflow's default install (course/autograde.yml) carry copies:
 `python -m helpers.kit_repo set https://github.com/<org>/<repo>` rewrites them all and rebuilds the notebooks;
 `python -m helpers.kit_repo check` lists any copy that differs.
 """
@@ -17,7 +18,11 @@ from helpers.runs import REPO_ROOT
 _PYPROJECT = re.compile(r'^(Repository\s*=\s*")([^"]*)(")', re.M)
 _INSTALL = re.compile(r'^(KIT_REPO\s*=\s*")([^"]*)(")', re.M)
 _BADGE = re.compile(r"(https://colab\.research\.google\.com/github/)([^/\s)]+/[^/\s)]+)(/blob/)")
+_WORKFLOW = re.compile(r"(git\+)(https://github\.com/[^@'\"\s]+)(@)")
 _GITHUB = re.compile(r"^https://github\.com/([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?$")
+
+
+_NAMES = {_BADGE: "Colab badge", _INSTALL: "KIT_REPO =", _WORKFLOW: "git+https://github.com/... install"}
 
 
 def kit_repo(root: Path = REPO_ROOT) -> str:
@@ -32,6 +37,7 @@ def _copies(root: Path) -> dict[Path, list[re.Pattern]]:
     """Files holding a copy of the URL, and the patterns that find it there."""
     files = {root / "README.md": [_BADGE]}
     files.update({p: [_BADGE, _INSTALL] for p in sorted((root / "notebooks").glob("*.py"))})
+    files[root / "course" / "autograde.yml"] = [_WORKFLOW]
     return files
 
 
@@ -46,14 +52,14 @@ def _slug(url: str) -> str:
 def repo_problems(root: Path = REPO_ROOT) -> list[str]:
     """Every copy of the URL that differs from pyproject.toml's."""
     url = kit_repo(root)
-    want = {_BADGE: _slug(url), _INSTALL: url}
+    want = {_BADGE: _slug(url), _INSTALL: url, _WORKFLOW: url}
     problems = []
     for path, patterns in _copies(root).items():
         text = path.read_text(encoding="utf-8")
         for pattern in patterns:
             values = [m[2] for m in pattern.finditer(text)]
             if not values:
-                problems.append(f"{path.relative_to(root)}: no {'Colab badge' if pattern is _BADGE else 'KIT_REPO ='}")
+                problems.append(f"{path.relative_to(root)}: no {_NAMES[pattern]}")
             for value in set(values) - {want[pattern]}:
                 problems.append(f"{path.relative_to(root)}: {value!r} is not {want[pattern]!r} (pyproject.toml); "
                                 "run `python -m helpers.kit_repo set <url>`")
@@ -65,7 +71,7 @@ def set_repo(url: str, root: Path = REPO_ROOT) -> list[Path]:
     from helpers.notebook_tools import build
 
     url = url.rstrip("/").removesuffix(".git")
-    new = {_PYPROJECT: url, _BADGE: _slug(url), _INSTALL: url}
+    new = {_PYPROJECT: url, _BADGE: _slug(url), _INSTALL: url, _WORKFLOW: url}
     changed = []
     for path, patterns in {root / "pyproject.toml": [_PYPROJECT], **_copies(root)}.items():
         text = path.read_text(encoding="utf-8")

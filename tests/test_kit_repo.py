@@ -20,6 +20,7 @@ def test_set_repo_points_readme_badges_and_install_cells_at_a_new_url(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
+    shutil.copytree(REPO / "course", tmp_path / "course")
     (tmp_path / "README.md").write_text((tmp_path / "README.md").read_text().replace(
         "github/ai-safety-course/em-course-kit/blob/main/notebooks/03", "github/someone/else/blob/main/notebooks/03"))
     assert repo_problems(tmp_path) == ["README.md: 'someone/else' is not 'ai-safety-course/em-course-kit' "
@@ -32,6 +33,7 @@ def test_set_repo_points_readme_badges_and_install_cells_at_a_new_url(tmp_path):
     assert 'KIT_REPO = \\"https://github.com/my-course/em-kit\\"' in setup
     assert "colab.research.google.com/github/my-course/em-kit/blob/main/notebooks/00_setup.ipynb" in setup
     assert "ai-safety-course" not in (tmp_path / "README.md").read_text()
+    assert "git+https://github.com/my-course/em-kit@main" in (tmp_path / "course" / "autograde.yml").read_text()
     assert pair_problems(tmp_path / "notebooks" / "04_judging.py") == []
     with pytest.raises(ValueError, match="not a GitHub repository URL"):
         set_repo("https://gitlab.com/x", tmp_path)
