@@ -1,10 +1,9 @@
 """fetch_reference() against a real HTTP server on 127.0.0.1 serving copies of the judged files (and damaged ones)."""
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from file_server import FileServer
 
 from helpers import reference
 from helpers.reference import (ReferenceDownloadError, ReferenceHashError, ReferenceNotFoundError, fetch_reference,
@@ -14,49 +13,19 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "em_judg
 NAMES = sorted(reference.SHA256)
 
 
-def serve(files: dict[str, bytes]):
-    """A real HTTP server on 127.0.0.1: /good/<file> (the real bytes), /bad/<file> (one byte changed),
-    /short/<file> (Content-Length of the whole, half the body sent); returns (server, base url, list of paths hit)."""
-    hits = []
-
-    def damaged(kind: str, body: bytes) -> tuple[bytes, int]:
-        if kind == "bad":
-            return body[:-2] + (b"X" if body[-2:-1] != b"X" else b"Y") + body[-1:], len(body)
-        return (body[: len(body) // 2] if kind == "short" else body), len(body)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            kind, _, name = self.path.strip("/").partition("/")
-            if name not in files or kind not in ("good", "bad", "short"):
-                return self.send_error(404)
-            body, length = damaged(kind, files[name])
-            self.send_response(200)
-            self.send_header("Content-Length", str(length))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_port}", hits
-
-
-class Served:
-    """What the tests use: `url` and `hits`."""
-
-    def __init__(self, url, hits):
-        self.url, self.hits = url, hits
+def _damaged(body: bytes) -> bytes:
+    return body[:-2] + (b"X" if body[-2:-1] != b"X" else b"Y") + body[-1:]
 
 
 @pytest.fixture(scope="module")
 def server():
-    httpd, url, hits = serve({name: (SHARED / name).read_bytes() for name in NAMES})
-    yield Served(url, hits)
-    httpd.shutdown()
-    httpd.server_close()
+    """/good/<file> (the real bytes), /bad/<file> (one byte changed), /short/<file> (half the body sent)."""
+    bodies = {name: (SHARED / name).read_bytes() for name in NAMES}
+    files = {f"/good/{n}": b for n, b in bodies.items()} | {f"/bad/{n}": _damaged(b) for n, b in bodies.items()}
+    files |= {f"/short/{n}": b for n, b in bodies.items()}
+    served = FileServer(files, short=[f"/short/{n}" for n in NAMES])
+    yield served
+    served.close()
 
 
 def test_shared_copies_match_the_pinned_hashes():
