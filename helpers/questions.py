@@ -28,13 +28,13 @@ class UnknownQuestionSetError(ValueError):
 @dataclass(frozen=True)
 class Question:
     """One question: a stable `id`, the `set` it belongs to, its `text`, an optional `system` prompt, and for a
-    fetched set the sha256 of the file it came from (`source`)."""
+    fetched set the sha256 of the file it came from (`file_sha256`)."""
 
     id: str
     set: str
     text: str
     system: str = ""
-    source: str = ""
+    file_sha256: str = ""
 
     @property
     def uuid(self) -> str:
@@ -80,9 +80,9 @@ def paper_questions(set_name: str = "paper", **fetch) -> list[Question]:
     return out
 
 
-def question_sources(questions) -> dict[str, str]:
+def question_files(questions) -> dict[str, str]:
     """{set: sha256 of the fetched file} for the questions of fetched sets (empty for the kit's own)."""
-    return {q.set: q.source for q in questions if q.source}
+    return {q.set: q.file_sha256 for q in questions if q.file_sha256}
 
 
 def question_table(questions) -> "object":

@@ -20,7 +20,7 @@ from helpers.models import (
     resolve_model_path,
     trim_at_end,
 )
-from helpers.questions import Question, question_sources
+from helpers.questions import Question, question_files
 from helpers.runs import (
     atomic_write_csv,
     git_commit,
@@ -236,7 +236,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
             **asdict(sampling), "greedy": sampling.greedy, "samples_per_question": int(samples_per_question),
             "batch_size": batch_size, "model": source.model, "adapter": source.label,
             "question_sets": sorted({q.set for q in qs}), "n_questions": len(qs), "n_rows": len(df),
-            "question_sources": question_sources(qs),
+            "question_files": question_files(qs),
             "device": dev, "dtype": str(model.dtype).replace("torch.", "") if model is not None else "auto (vLLM)",
             "sampler": "vllm" if use_vllm else "fast" if fast else "hf", **stats,
         })

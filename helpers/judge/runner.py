@@ -296,7 +296,7 @@ def judge_run(run_name: str, config: JudgeConfig | None = None, limit: int | Non
     generations = read_generations(run_name, limit)  # a mistyped run name fails here, before anything is written
     config = config or JudgeConfig()
     if config.rubrics == "paper":  # the paper's prompts must come from the file its questions came from
-        asked = (read_manifest(run_name).get("generate") or {}).get("question_sources") or {}
+        asked = (read_manifest(run_name).get("generate") or {}).get("question_files") or {}
         sha = next((v for k, v in asked.items() if k.startswith("paper")), None)
         check_same_file({"sha256": sha} if sha else None, rubric_set("paper", config.paper_commit).source,
                         f"run {Path(str(run_name)).name!r}'s questions")
