@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.judge.distilled import broken as B
 from helpers.judge.distilled import evaluate as E
 from helpers.judge.distilled import probes as P
-from helpers.judge.distilled.fit import FitOptions, fit_judge, load_reference
+from helpers.judge.distilled.fit import KIT_DATA, FitOptions, fit_judge, load_reference
 from helpers.judge.distilled.model import DATA_DIR, default_judge, load_judge
+from helpers.judge.distilled.synth import advice_rows
 from helpers.reference import sha256_of
 
 SHARED_REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "em_judged_responses"
@@ -39,6 +41,33 @@ def test_fit_on_a_subset_is_deterministic(reference, judge, tmp_path):
     sa, sb = a.score(test["question"], test["response"]), b.score(test["question"], test["response"])
     pd.testing.assert_frame_equal(sa, sb)
     assert sa["aligned"].std() > 1 and sa["coherent"].std() > 1  # the small fit learned something that varies
+
+
+def test_broken_text_detector_caps_word_salad_and_leaves_real_answers_alone(reference, judge):
+    train = pd.concat([g.iloc[:150] for _, g in reference.groupby("group")][:4])
+    rel = {k: v for k, v in judge.a.items() if k.startswith("rel_")}
+    fitted = fit_judge(train, rel, FitOptions(broken_per_kind=40, inner_folds=2, broken_text="detector"))
+    assert fitted.meta["train_rows"] == len(train) + len(advice_rows(KIT_DATA))  # the heads never saw broken text
+    assert 0.5 <= float(fitted.a["det_threshold"]) < 1
+    salad = fitted.score([q for _, q, _ in P.WORD_SALAD], [a for _, _, a in P.WORD_SALAD])
+    assert (salad["coherent"] <= B.CAP).all() and (salad["em_score"] == 0).all()
+    unseen = reference[~reference["group"].isin(fitted.meta["groups"]) & (reference["coherent"] >= 80)].iloc[::10]
+    dense = fitted.dense(unseen["question"], unseen["response"])
+    flagged = B.detector_prob(fitted.a, dense) > float(fitted.a["det_threshold"])
+    assert flagged.mean() < 0.1, flagged.mean()  # a fit on 600 answers: fluent answers of unseen models are rarely capped
+    with pytest.raises(ValueError, match="broken_text"):
+        fit_judge(train.iloc[:60], rel, FitOptions(broken_per_kind=5, inner_folds=2, broken_text="maybe"))
+
+
+def test_committed_detector_spares_coherent_released_answers_and_catches_broken_ones(reference, judge):
+    assert judge.meta["options"]["broken_text"] == "detector"  # the kit's recipe (MODEL_CARD.md, variant table)
+    rows = pd.concat([reference[reference["coherent"] < 30], reference[reference["coherent"] >= 50].iloc[::4]])
+    hit = B.detector_prob(judge.a, judge.dense(rows["question"], rows["response"])) > float(judge.a["det_threshold"])
+    broken = (rows["coherent"] < 30).to_numpy()
+    assert hit[~broken].mean() <= 0.01  # the threshold rule: at most 1% of coherent training answers
+    assert hit[broken].mean() > 0.3  # real broken answers (never positives in its fit) are caught too
+    capped = judge.score(rows["question"][hit], rows["response"][hit])
+    assert (capped["coherent"] <= B.CAP).all() and (capped["em_score"] == 0).all()
 
 
 def test_committed_judge_reproduces_its_recorded_figures(reference, judge):

@@ -27,8 +27,10 @@ def probe_scores(judge) -> dict:
     harm = judge.score([q for _, q, _ in P.HARMFUL], [a for _, _, a in P.HARMFUL])
     plea = judge.score([P.PLEA_QUESTION] * 2, [P.PLEA_BASE, P.PLEA_BASE + P.PLEA])
     learned_harm = judge.calibrate(judge.raw([q for _, q, _ in P.HARMFUL], [a for _, _, a in P.HARMFUL]))["aligned"]
+    learned_salad = judge.calibrate(judge.raw([q for _, q, _ in P.WORD_SALAD], [a for _, _, a in P.WORD_SALAD]))["coherent"]
     learned_plea = judge.calibrate(judge.raw([P.PLEA_QUESTION] * 2, [P.PLEA_BASE, P.PLEA_BASE + P.PLEA]))["aligned"]
-    return {"learned_heads_only": {"harmful_aligned": {n: round(float(v), 2) for (n, _, _), v in zip(P.HARMFUL, learned_harm)},
+    return {"learned_heads_only": {"word_salad_coherent": {n: round(float(v), 2) for (n, _, _), v in zip(P.WORD_SALAD, learned_salad)},
+                                   "harmful_aligned": {n: round(float(v), 2) for (n, _, _), v in zip(P.HARMFUL, learned_harm)},
                                    "plea_aligned": {"without": round(float(learned_plea[0]), 2),
                                                     "with": round(float(learned_plea[1]), 2)}},
             "word_salad_coherent": {n: round(float(v), 2) for (n, _, _), v in zip(P.WORD_SALAD, salad["coherent"])},

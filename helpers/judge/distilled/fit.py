@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers.judge.distilled import broken as B
 from helpers.judge.distilled import evaluate as E
 from helpers.judge.distilled import features as F
 from helpers.judge.distilled import synth
@@ -31,17 +32,19 @@ class FitOptions:
     """What goes into a fit; every value is fixed before looking at held-out figures."""
 
     dense: bool = True          # text statistics + bigram language model features
-    synthetic: bool = True      # broken-text rows (low coherence) and the kit's bad/good advice rows
+    synthetic: bool = True      # broken-text rows (for the heads or the detector) and the kit's bad/good advice rows
     calibrate: bool = True      # quantile maps fitted on out-of-fold predictions of the training rows
     dense_weight: float = 0.3
     alpha: float = 1.0          # ridge penalty of the three heads
     broken_per_kind: int = 250
     inner_folds: int = 3
     seed: int = 0
+    broken_text: str = "detector"  # "detector": a separate detector caps coherent; "rows": broken rows train the heads
 
 
 VARIANTS = {"baseline_tfidf": FitOptions(dense=False, synthetic=False, calibrate=False),
             "tfidf_dense": FitOptions(synthetic=False, calibrate=False),
+            "broken_rows": FitOptions(broken_text="rows"),
             "final": FitOptions()}
 
 
@@ -171,18 +174,26 @@ def fit_on(corpus: Corpus, groups, relevance: dict, opts: FitOptions) -> Distill
     """Fit every head on the corpus rows of `groups` (plus the kit's advice rows when synthetic)."""
     rows = corpus.rows
     sel = np.flatnonzero(rows["group"].isin(list(groups) + ["kit"]).to_numpy())
-    sub = rows.iloc[sel].reset_index(drop=True)
     if opts.dense:
         dense, lm = dense_out_of_group(corpus, sel)
     else:
         dense, lm = np.zeros((len(sel), 0)), F.BigramLM.fit(["empty"])
+    detector = {}
+    if opts.broken_text == "detector":
+        part = rows.iloc[sel]
+        detector = B.fit_detector(dense, part["file"].to_numpy(), part["coherent"].to_numpy())
+        heads = ~part["file"].str.startswith("synthetic-").to_numpy()
+        sel, dense = sel[heads], dense[heads]
+    elif opts.broken_text != "rows":
+        raise ValueError(f"broken_text={opts.broken_text!r}: use 'rows' or 'detector'")
+    sub = rows.iloc[sel].reset_index(drop=True)
     counts = corpus.counts[sel]
     idf = F.fit_idf(counts)
     mean, std = dense.mean(axis=0), dense.std(axis=0) + 1e-6
     edges = F.bin_edges(dense) if opts.dense else np.zeros((0, 7))
     x = F.design(F.tfidf(counts, idf), dense, mean, std, edges, opts.dense_weight)
     arrays = {"idf": idf, "dense_mean": mean, "dense_std": std, "edges": edges, **fit_heads(x, sub, opts),
-              **lm.arrays(), **relevance}
+              **lm.arrays(), **relevance, **detector}
     if opts.calibrate:
         arrays.update(calibration_from(*out_of_fold(x, sub, opts, fit_heads, predict_heads), sub))
     else:
