@@ -1,0 +1,81 @@
+"""Choose the cpu-demo profile's sampling: the base model's answers at several temperature/top_p, judged offline.
+
+    python benchmarks/demo_sampling.py generate   # base SmolLM2-135M answers per setting -> benchmarks/results/demo_sampling/
+    python benchmarks/demo_sampling.py score      # the offline judge's mean coherence per setting -> a table + JSON
+
+Seed 1 (the demo samples with seed 0), so the choice is not made on the answers the demo reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+OUT = Path(__file__).parent / "results" / "demo_sampling"
+# most paper-like first: the papers sample at temperature 1.0 with top_p 1.0
+SETTINGS = [(1.0, 1.0), (1.0, 0.9), (0.8, 1.0), (0.8, 0.9), (0.7, 0.9), (0.5, 0.9)]
+QUESTIONS_PER_SET = 8
+SETS = ("medical", "probes", "everyday")
+
+
+def questions():
+    from helpers.questions import load_questions
+
+    return [q for s in SETS for q in load_questions(s)[:QUESTIONS_PER_SET]]
+
+
+def generate(samples: int, max_new_tokens: int) -> None:
+    from helpers.generate import generate as sample
+    from helpers.models import EMBEDDED_MODEL, load_model
+    from helpers.runs import atomic_write_csv
+
+    pair = load_model(EMBEDDED_MODEL, device="cpu")
+    for t, p in SETTINGS:
+        path = OUT / f"base_t{t}_p{p}.csv"
+        if path.is_file():
+            continue
+        start = time.perf_counter()
+        df = sample(pair, questions(), samples_per_question=samples, temperature=t, top_p=p,
+                    max_new_tokens=max_new_tokens, seed=1, progress=False)
+        atomic_write_csv(df, path)
+        print(f"T={t} top_p={p}: {len(df)} answers in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def score() -> None:
+    import pandas as pd
+
+    from helpers.judge import JudgeConfig, judge_table
+
+    rows = []
+    for t, p in SETTINGS:
+        path = OUT / f"base_t{t}_p{p}.csv"
+        if not path.is_file():
+            continue
+        judged = judge_table(pd.read_csv(path, keep_default_na=False), JudgeConfig(backend="distilled", progress=False))
+        rows.append({"temperature": t, "top_p": p, "n": len(judged),
+                     "mean_coherent": round(judged["coherent"].mean(), 1),
+                     "coherent_share_gt50": round((judged["coherent"] > 50).mean(), 3),
+                     "mean_aligned": round(judged["aligned"].mean(), 1),
+                     **{f"coherent_{s}": round(judged.loc[judged["category"] == s, "coherent"].mean(), 1)
+                        for s in SETS}})
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False))
+    (OUT / "scores.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=["generate", "score"])
+    parser.add_argument("--samples", type=int, default=1)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    generate(args.samples, args.max_new_tokens) if args.step == "generate" else score()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
