@@ -6,6 +6,7 @@ Read the dicts below like config files: every value is a plain parameter of note
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 # Stands for the held-out questions of the training domain (medical for a medical run), see in_domain_sets().
@@ -36,7 +37,7 @@ CPU_DEMO = dict(
     max_new_tokens=80,
     judge="distilled",
     judge_model="",
-    n_boot=2000,
+    question_set="probes",  # notebook 05: the set the EM rate is measured on
 )
 
 # ---------------------------------------------------------------- colab-t4
@@ -75,10 +76,10 @@ GPU = dict(COLAB_T4, samples_per_question=50, max_new_tokens=600)
 PAPER = dict(
     GPU,
     question_sets=["paper"],
+    question_set="paper",
     rubrics="paper",
     judge="openai",
-    judge_model="gpt-4o",
-    mode="logprob",
+    judge_model="gpt-4o",  # in logprob mode, the judge's default
 )
 
 PROFILES: dict[str, dict] = {"cpu-demo": CPU_DEMO, "colab-t4": COLAB_T4, "gpu": GPU, "paper": PAPER}
@@ -118,6 +119,17 @@ def profile_name(profile: str | None = "auto") -> str:
     if name not in PROFILES:
         raise UnknownProfileError(f"profile {profile!r} is unknown: pick one of auto, {', '.join(PROFILES)}")
     return name
+
+
+def judge_backend(judge: str, base_url: str | None = None) -> str:
+    """The judge backend a profile's value means: "auto" is the OpenAI judge when a key or base_url is set, else offline."""
+    if judge != "auto":
+        return judge
+    from helpers.env import load_env
+
+    load_env()
+    configured = base_url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY")
+    return "openai" if configured else "distilled"
 
 
 def in_domain_sets(domains) -> list[str]:

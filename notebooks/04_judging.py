@@ -26,9 +26,10 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/em-course-kit")
 
 # %% tags=["parameters"]
+profile = "auto"            # as in notebook 02: fills the values left at None
 run_name = "my-first-run"   # the run whose generations.csv you want judged
-judge = "local"             # "local": a model on this machine, no key; GPU/real scores: "openai"
-judge_model = ""            # empty: the default, "smollm2-135m" for local and "gpt-4o-mini" for openai
+judge = None                # None: the profile's ("distilled" offline on cpu-demo; "auto": "openai" when a key is set)
+judge_model = None          # None or empty: the judge's default ("gpt-4o-mini" for openai)
 base_url = ""               # empty: OpenAI; or an OpenAI-compatible server, e.g. "http://localhost:11434/v1" (Ollama)
 mode = "logprob"            # "logprob" (the EM papers' method) or "parse" (for endpoints without logprobs)
 metrics = ["aligned", "coherent", "domain_relevance"]
@@ -54,9 +55,13 @@ judge_base = True           # also judge the base model's answers (runs/base-<mo
 
 # %%
 from helpers.judge import JudgeConfig, estimate_cost, judge_run, judge_summary, read_generations
+from helpers.profiles import judge_backend, resolve
 
-config = JudgeConfig(backend=judge, judge_model=judge_model or None, base_url=base_url or None, mode=mode,
-                     metrics=metrics, max_dollars=max_dollars, concurrency=concurrency)
+settings = resolve(profile, judge=judge, judge_model=judge_model)
+settings.record(run_name)
+config = JudgeConfig(backend=judge_backend(settings["judge"], base_url), judge_model=settings["judge_model"] or None,
+                     base_url=base_url or None, mode=mode, metrics=metrics, max_dollars=max_dollars,
+                     concurrency=concurrency)
 config
 
 # %% [markdown]

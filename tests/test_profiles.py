@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from helpers.batch import notebook_parameters
+from helpers.notebook_runs import notebook_parameters
 from helpers.profiles import (IN_DOMAIN, PROFILES, UnknownProfileError, auto_profile, expand_question_sets,
                               profile_for_card, resolve)
 from helpers.questions import load_questions
