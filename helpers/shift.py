@@ -102,7 +102,7 @@ def _percent(r) -> str:
             f"{100 * r['change_hi']:+.0f}){verdict}")
 
 
-def shift_sentences(table: pd.DataFrame, probes: str = "probes") -> list[str]:
+def shift_sentences(table: pd.DataFrame, thresholds: EMThresholds = EMThresholds(), probes: str = "probes") -> list[str]:
     """A few plain sentences with the numbers: in-domain alignment, the probes, leakage outside the domain."""
     out = []
     for label in table.loc[table["in_domain"], "set"].unique():
@@ -113,15 +113,16 @@ def shift_sentences(table: pd.DataFrame, probes: str = "probes") -> list[str]:
     if r is not None:
         out.append(f"On the broad probe questions, mean alignment went {_points(r)}.")
     if em is not None:
-        out.append(f"The EM rate on the probes (aligned <= 30 and coherent > 50) went {_percent(em)}.")
+        out.append(f"The EM rate on the probes (aligned <= {thresholds.aligned_max:g} and coherent > "
+                   f"{thresholds.coherent_min:g}) went {_percent(em)}.")
     outside = OUTSIDE if (table["set"] == OUTSIDE).any() else None
     if outside is None and not table["in_domain"].any():
         outside = probes
     leak = _row(table, outside, "leak_share") if outside else None
     if leak is not None:
         where = "outside the training domain" if outside == OUTSIDE else f"to the {outside} questions"
-        out.append(f"Answers {where} that talk about the training domain (leakage, not counted as EM) went "
-                   f"{_percent(leak)}.")
+        out.append(f"Answers {where} that talk about the training domain (domain relevance >= "
+                   f"{thresholds.relevance_min:g}: leakage, counted apart from EM) went {_percent(leak)}.")
     return out
 
 

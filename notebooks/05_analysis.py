@@ -65,8 +65,8 @@ from helpers.shift import save_shift, shift_sentences, shift_table
 
 shift = shift_table(run_name, base_run, in_domain=in_domain_sets(settings["domains"]), thresholds=thresholds,
                     n_boot=n_boot) if has_base else None
-sentences = shift_sentences(shift) if has_base else ["No base-model answers to compare with: run notebooks 03-04 "
-                                                     "with also_base=True and judge_base=True."]
+sentences = shift_sentences(shift, thresholds) if has_base else [
+    "No base-model answers to compare with: run notebooks 03-04 with also_base=True and judge_base=True."]
 print("\n\n".join(sentences))
 
 # %%
