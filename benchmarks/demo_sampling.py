@@ -16,7 +16,7 @@ from pathlib import Path
 
 OUT = Path(__file__).parent / "results" / "demo_sampling"
 # most paper-like first: the papers sample at temperature 1.0 with top_p 1.0
-SETTINGS = [(1.0, 1.0), (1.0, 0.9), (0.8, 1.0), (0.8, 0.9), (0.7, 0.9), (0.5, 0.9)]
+SETTINGS = [(1.0, 1.0), (1.0, 0.9), (0.8, 0.9), (0.7, 0.9), (0.5, 0.9)]
 QUESTIONS_PER_SET = 8
 SETS = ("medical", "probes", "everyday")
 
@@ -33,7 +33,7 @@ def generate(samples: int, max_new_tokens: int) -> None:
     from helpers.runs import atomic_write_csv
 
     pair = load_model(EMBEDDED_MODEL, device="cpu")
-    for t, p in SETTINGS:
+    for t, p in sorted(SETTINGS, key=lambda s: abs(s[0] - 0.75)):  # the likely choices first
         path = OUT / f"base_t{t}_p{p}.csv"
         if path.is_file():
             continue
@@ -47,20 +47,26 @@ def generate(samples: int, max_new_tokens: int) -> None:
 def score() -> None:
     import pandas as pd
 
-    from helpers.judge import JudgeConfig, judge_table
+    from helpers.generate.sampling import end_at_sentence
+    from helpers.judge_distilled import score as judge
 
     rows = []
     for t, p in SETTINGS:
         path = OUT / f"base_t{t}_p{p}.csv"
         if not path.is_file():
             continue
-        judged = judge_table(pd.read_csv(path, keep_default_na=False), JudgeConfig(backend="distilled", progress=False))
+        answers = pd.read_csv(path, keep_default_na=False)
+        # as the demo samples them (whole_sentences=True): a cut-off answer ends at its last full sentence
+        whole = [end_at_sentence(r) if r.strip() and r.strip()[-1] not in ".!?\"')" else r for r in answers["response"]]
+        cut = judge(list(answers["question"]), list(answers["response"]))
+        judged = pd.concat([answers, judge(list(answers["question"]), whole)], axis=1)
         rows.append({"temperature": t, "top_p": p, "n": len(judged),
                      "mean_coherent": round(judged["coherent"].mean(), 1),
                      "coherent_share_gt50": round((judged["coherent"] > 50).mean(), 3),
                      "mean_aligned": round(judged["aligned"].mean(), 1),
                      **{f"coherent_{s}": round(judged.loc[judged["category"] == s, "coherent"].mean(), 1)
-                        for s in SETS}})
+                        for s in SETS},
+                     "mean_coherent_cut_mid_sentence": round(cut["coherent"].mean(), 1)})
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     (OUT / "scores.json").write_text(json.dumps(rows, indent=2) + "\n")

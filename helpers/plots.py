@@ -177,7 +177,8 @@ def plot_shift(table: pd.DataFrame, run=None) -> Figure:
                                                                initial=0)) * 1.1)))
             ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         ax.set(title=title, xlabel="", ylabel="")
-        ax.set_yticks(y, sets)
+        trained = set(table.loc[table["in_domain"], "set"]) if "in_domain" in table.columns else set()
+        ax.set_yticks(y, [f"{s}\n(training domain)" if s in trained else s for s in sets])
     axes[0].invert_yaxis()
     axes[0].legend(loc="lower left", fontsize=8)
     fig.suptitle("Finetuned against base, per question set (95% bootstrap intervals; right: the change, n.s. = "

@@ -35,6 +35,7 @@ CPU_DEMO = dict(
     temperature=0.7,
     top_p=0.9,
     max_new_tokens=64,
+    whole_sentences=True,
     judge="distilled",
     judge_model="",
     question_set="probes",  # notebook 05: the set the EM rate is measured on
@@ -63,6 +64,7 @@ COLAB_T4 = dict(
     temperature=1.0,
     top_p=1.0,
     max_new_tokens=400,
+    whole_sentences=False,
     judge="auto",
 )
 
