@@ -119,9 +119,9 @@ class _Watcher(threading.Thread):
 
 
 def _last_output(cell) -> str:
-    """The last line a cell has printed so far, or "" (widgets such as progress bars never reach the saved copy)."""
+    """The last line a cell has printed so far, or "" (warnings and widgets such as progress bars are left out)."""
     for output in reversed(cell.get("outputs", [])):
-        text = output.get("text", "") if output.get("output_type") == "stream" else ""
+        text = output.get("text", "") if output.get("output_type") == "stream" and output.get("name") == "stdout" else ""
         text = "".join(text) if isinstance(text, list) else text
         lines = [ln.strip() for ln in re.split(r"[\r\n]+", text) if ln.strip()]
         if lines:

@@ -12,6 +12,7 @@ def test_watcher_names_the_running_cell_and_its_last_printed_line(tmp_path):
     running = nbformat.v4.new_code_cell("# train the adapter\nresult = train(cfg)\nresult")
     running.metadata["papermill"] = {"status": "running"}
     running.outputs = [nbformat.v4.new_output("stream", name="stdout", text="step 3/24\rstep 4/24 loss 2.9\n"),
+                       nbformat.v4.new_output("stream", name="stderr", text="UserWarning: something\n"),
                        nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"})]
     pending = nbformat.v4.new_code_cell("plot()")
     nb.cells = [nbformat.v4.new_markdown_cell("# t"), done, running, pending]
