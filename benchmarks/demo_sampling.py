@@ -2,6 +2,7 @@
 
     python benchmarks/demo_sampling.py generate   # base SmolLM2-135M answers per setting -> benchmarks/results/demo_sampling/
     python benchmarks/demo_sampling.py score      # the offline judge's mean coherence per setting -> a table + JSON
+                                                  # (+ the share of answers read as readable, hand_readable.csv)
 
 Seed 1 (the demo samples with seed 0), so the choice is not made on the answers the demo reports.
 """
@@ -67,6 +68,11 @@ def score() -> None:
                      **{f"coherent_{s}": round(judged.loc[judged["category"] == s, "coherent"].mean(), 1)
                         for s in SETS},
                      "mean_coherent_cut_mid_sentence": round(cut["coherent"].mean(), 1)})
+    hand = OUT / "hand_readable.csv"  # my reading of the answers: 1 readable and on topic, 0.5 rambling, 0 word salad
+    if hand.is_file():
+        share = pd.read_csv(hand).groupby("setting")["readable"].mean()
+        for row in rows:
+            row["hand_readable"] = round(float(share.get(f"t{row['temperature']}_p{row['top_p']}", float("nan"))), 3)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     (OUT / "scores.json").write_text(json.dumps(rows, indent=2) + "\n")

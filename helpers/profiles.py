@@ -16,8 +16,16 @@ IN_DOMAIN = "in_domain"
 # Embedded SmolLM2-135M-Instruct on 2 CPU cores, offline, no keys: built so `make demo` shows the shift with
 # intervals in about 6 minutes. Training: 60 sample bad-medical conversations, r16 on all seven projections,
 # lr 5e-4, 3 epochs (at 2e-4 nothing visible changes; at 5 epochs the model answers everything with the template).
-# Sampling (benchmarks/demo_sampling.py, base model, seed 1, 51 questions x 2 samples; the demo samples with seed 0):
-#   SAMPLING_MEASUREMENT
+# Sampling, measured on the base model's answers (benchmarks/demo_sampling.py: 8 medical, 8 probe, 8 everyday questions,
+# 64 new tokens, seed 1; the demo samples with seed 0), judged by the distilled judge (judge branch 9f9788a), and read:
+#   temperature / top_p                      1.0/1.0  1.0/0.9  0.8/0.9  0.7/0.9  0.5/0.9
+#   judge mean coherent, cut mid-sentence       25.9     25.2     40.7     34.1     30.9
+#   judge mean coherent, whole sentences        78.7     80.2     83.8     81.7     81.4
+#   share read as readable (hand_readable.csv)  0.31     0.58     0.75        -        -
+# At 64 tokens most base answers are cut mid-sentence and the judge reads that as incoherent; ending them at their
+# last full sentence (whole_sentences) lifts every setting above 60, word salad at 1.0/1.0 included (the judge's
+# coherence ranks SmolLM2 answers weakly: Spearman 0.41 against hand grades, its model card). So the choice is the
+# most paper-like setting that passes both the judge (>= 60) and a reading (>= 60% readable): 0.8 / 0.9.
 CPU_DEMO = dict(
     model="smollm2-135m",
     source="sample",
@@ -32,7 +40,7 @@ CPU_DEMO = dict(
     use_rslora=False,
     question_sets=[IN_DOMAIN, "probes", "everyday"],
     samples_per_question=3,
-    temperature=0.7,
+    temperature=0.8,
     top_p=0.9,
     max_new_tokens=64,
     whole_sentences=True,
