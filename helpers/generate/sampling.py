@@ -218,7 +218,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
                     ids = trim_at_end(ids, eos)
                     n_tokens += len(ids)
                     responses[i] = clean_response(tok.decode(ids, skip_special_tokens=True), specials)
-                    if whole_sentences and stop is None and len(ids) >= sampling.max_new_tokens:
+                    if whole_sentences and (not ids or ids[-1] not in eos):  # no end-of-answer: cut off
                         n_cut += 1
                         responses[i] = end_at_sentence(responses[i])
                 bar.update(len(idx))
