@@ -55,7 +55,8 @@ CPU_DEMO = dict(
 # 5.7 GiB sampling). The OpenAI judge when a key or base_url is set, otherwise the offline judge ("auto").
 # Whole course on a T4, estimated (not timed on a T4; scaled from the H200 runs in docs/gpu.md by the cards'
 # spec ratios, fp16 matmul about 18x and memory bandwidth 15x slower): install + model download 5 min; training
-# 1 epoch of about 1.3M tokens at about 2.5k tokens/s, 9 min; sampling 2 x 51 questions x 20 samples x about 250
+# 1 epoch of about 1.3M tokens (about 7,000 conversations of ~190 tokens; the full data is not on the machine that
+# wrote this) at about 2.5k tokens/s, 9 min; sampling 2 x 51 questions x 20 samples x about 250
 # tokens at about 2.5k tokens/s, 4 min; gpt-4o-mini judging 2,040 answers x 3 scores at 16 calls in flight,
 # 4 min and about $0.40; analysis 1 min: about 25 min, under the 45-minute goal with room for a slow card.
 COLAB_T4 = dict(
