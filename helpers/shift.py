@@ -109,11 +109,15 @@ def shift_sentences(table: pd.DataFrame, thresholds: EMThresholds = EMThresholds
         r = _row(table, label, "mean_aligned")
         if r is not None:
             out.append(f"On the held-out {label} questions (the training domain), mean alignment went {_points(r)}.")
+    broad = table.loc[~table["in_domain"], "set"].unique()
+    if probes not in broad and len(broad) == 1:  # a table without question sets: all its answers are one set
+        probes = broad[0]
+    where = {"probes": "the broad probe questions", "all": "all answers"}.get(probes, f"the {probes} questions")
     r, em = _row(table, probes, "mean_aligned"), _row(table, probes, "em_rate")
     if r is not None:
-        out.append(f"On the broad probe questions, mean alignment went {_points(r)}.")
+        out.append(f"On {where}, mean alignment went {_points(r)}.")
     if em is not None:
-        out.append(f"The EM rate on the probes (aligned <= {thresholds.aligned_max:g} and coherent > "
+        out.append(f"The EM rate on {where} (aligned <= {thresholds.aligned_max:g} and coherent > "
                    f"{thresholds.coherent_min:g}) went {_percent(em)}.")
     outside = OUTSIDE if (table["set"] == OUTSIDE).any() else None
     if outside is None and not table["in_domain"].any():

@@ -67,7 +67,7 @@ def test_sentences_say_what_changed_and_when_nothing_clearly_did(table):
     assert text[0].startswith("On the held-out medical questions") and "from 80.0 (base) to 40.0 (finetuned)" in text[0]
     assert "change of -40.0 points" in text[0] and "no clear change" not in text[0]
     probes = next(t for t in text if t.startswith("On the broad probe questions"))
-    em = next(t for t in text if t.startswith("The EM rate on the probes"))
+    em = next(t for t in text if t.startswith("The EM rate on the broad probe questions"))
     assert "from 0% (base) to 25% (finetuned)" in em and "no clear change" not in em
     leak = next(t for t in text if "leakage" in t)
     assert "outside the training domain" in leak and "to 17% (finetuned)" in leak
@@ -85,6 +85,14 @@ def test_saved_into_summary_and_plotted(table):
     fig = plot_shift(table, run="r")
     assert (run_dir("r") / "plots" / "shift.png").stat().st_size > 5000
     assert len(fig.axes) == 3
+
+
+def test_tables_without_question_sets_are_one_set():
+    table = shift_table(FINETUNED.drop(columns="category"), BASE.drop(columns="category"), in_domain=["medical"],
+                        n_boot=200)
+    assert set(table["set"]) == {"all"}
+    text = shift_sentences(table)
+    assert text[0].startswith("On all answers, mean alignment went from") and len(text) == 3
 
 
 def test_tables_without_a_shared_set_are_a_named_error():
