@@ -7,7 +7,7 @@ import pytest
 
 from helpers.notebook_runs import notebook_parameters
 from helpers.profiles import (IN_DOMAIN, PROFILES, UnknownProfileError, auto_profile, expand_question_sets,
-                              profile_for_card, resolve)
+                              judge_backend, profile_for_card, resolve)
 from helpers.questions import load_questions
 from helpers.runs import REPO_ROOT, read_manifest, write_manifest
 
@@ -91,3 +91,14 @@ def test_notebooks_take_a_profile_and_every_cpu_demo_value_is_a_parameter():
         assert not re.search(r"#.*\bGPU:", source), f"{nb}.py still has a 'GPU: ...' comment"
     missing = [k for k in PROFILES["cpu-demo"] if k not in from_profile]
     assert not missing, f"profile values that no notebook takes as a None (= from the profile) parameter: {missing}"
+
+
+def test_auto_judge_is_openai_with_a_key_or_server_and_offline_without(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env above this folder
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    assert judge_backend("auto") == "distilled" and judge_backend("local") == "local"
+    assert judge_backend("auto", base_url="http://127.0.0.1:8000/v1") == "openai"
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-test-0123456789abcdefghijklmnop\n")
+    assert judge_backend("auto") == "openai"  # a key in .env counts
+    assert resolve("colab-t4", judge=None)["judge"] == "auto"
