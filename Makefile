@@ -1,11 +1,13 @@
 # Two commands do everything on a fresh machine:
-#   make demo   the whole pipeline (notebooks 00-05) on the embedded default, offline, no keys
+#   make demo   the whole pipeline (notebooks 00-05) under a profile: auto = cpu-demo offline without a GPU
 #   make test   the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.kit-installed
 TORCH_VERSION ?= 2.13.0
+# make demo PROFILE=colab-t4: the profile the notebooks start from (helpers/profiles.py); auto picks from the machine
+PROFILE ?= auto
 
 .PHONY: setup demo test test-fast sync-notebooks bench clean
 
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m helpers.notebook_runs
+	$(BIN)/python -m helpers.notebook_runs --profile $(PROFILE)
 
 test: setup
 	$(BIN)/python -m pytest -q tests

@@ -172,3 +172,43 @@ def plot_em_vs_step(table, run=None, thresholds: EMThresholds = EMThresholds(), 
     fig.tight_layout()
     save_figure(fig, run, "em_vs_step")
     return fig
+
+
+def plot_shift(table: pd.DataFrame, run=None) -> Figure:
+    """Base and finetuned side by side per question set (a shift_table), each with its 95% interval, joined by a line."""
+    panels = [("mean_aligned", "mean alignment (0-100)"), ("em_rate", "EM rate"), ("leak_share", "leakage (share)")]
+    sets = list(dict.fromkeys(table["set"]))
+    fig = KitFigure(figsize=(13, 1.6 + 0.55 * len(sets)))
+    axes = fig.subplots(1, 3, sharey=True)
+    colours = {"base": "tab:blue", "finetuned": "tab:red"}
+    for ax, (measure, title) in zip(axes, panels):
+        part = table[table["measure"] == measure].set_index("set").reindex(sets)
+        y = np.arange(len(sets))
+        for x0, x1, yy in zip(part["base"], part["finetuned"], y):
+            ax.plot([x0, x1], [yy, yy], color="grey", lw=1, zorder=1)
+        for k, (who, colour) in enumerate(colours.items()):
+            err = np.vstack([part[who] - part[f"{who}_lo"], part[f"{who}_hi"] - part[who]])
+            ax.errorbar(part[who], y + (k - 0.5) * 0.15, xerr=np.nan_to_num(err), fmt="o", color=colour,
+                        capsize=3, lw=1, label=who, zorder=2)
+        for yy, (_, r) in zip(y, part.iterrows()):
+            if pd.notna(r["change"]):
+                scale = 1 if measure == "mean_aligned" else 100
+                ax.annotate(f"{scale * r['change']:+.0f}{'' if r['clear'] else ' (n.s.)'}", (1.0, yy),
+                            xycoords=("axes fraction", "data"), xytext=(4, 0), textcoords="offset points",
+                            va="center", fontsize=8, color="black" if r["clear"] else "grey")
+        if measure == "mean_aligned":
+            ax.set_xlim(0, 100)
+        else:
+            ax.set_xlim(0, max(0.05, min(1.0, float(np.nanmax(part[["base_hi", "finetuned_hi"]].to_numpy(float),
+                                                               initial=0)) * 1.1)))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set(title=title, xlabel="", ylabel="")
+        trained = set(table.loc[table["in_domain"], "set"]) if "in_domain" in table.columns else set()
+        ax.set_yticks(y, [f"{s}\n(training domain)" if s in trained else s for s in sets])
+    axes[0].invert_yaxis()
+    axes[0].legend(loc="lower left", fontsize=8)
+    fig.suptitle("Finetuned against base, per question set (95% bootstrap intervals; right: the change, n.s. = "
+                 "interval includes 0)")
+    fig.tight_layout()
+    save_figure(fig, run, "shift")
+    return fig

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .notebook_runs import PIPELINE, run_pipeline
+from .profiles import PROFILES, profile_name
 from .runs import atomic_write_csv, run_dir
 
 
@@ -21,6 +22,7 @@ class Sweep:
     name: str
     grid: dict
     fixed: dict = field(default_factory=dict)
+    profile: str = "auto"  # fills every parameter that neither `grid` nor `fixed` sets (helpers/profiles.py)
     notebooks: tuple = PIPELINE[2:]
 
     def combinations(self) -> list[dict]:
@@ -38,14 +40,14 @@ def _slug(value) -> str:
 
 
 def load_sweep(path: str | Path) -> Sweep:
-    """Read and validate a sweep YAML file (keys: name, grid, fixed, notebooks)."""
+    """Read and validate a sweep YAML file (keys: name, profile, grid, fixed, notebooks)."""
     import yaml
 
     path = Path(path)
     spec = yaml.safe_load(path.read_text()) or {}
-    unknown = set(spec) - {"name", "grid", "fixed", "notebooks"}
+    unknown = set(spec) - {"name", "profile", "grid", "fixed", "notebooks"}
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: name, grid, fixed, notebooks")
+        raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: name, profile, grid, fixed, notebooks")
     grid = spec.get("grid")
     if not isinstance(grid, dict) or not grid:
         raise ValueError(f"{path}: `grid` must map parameter names to lists of values, e.g. `lora_rank: [4, 16]`")
@@ -53,7 +55,11 @@ def load_sweep(path: str | Path) -> Sweep:
         if not isinstance(values, list) or not values:
             raise ValueError(f"{path}: grid.{key} must be a non-empty list, got {values!r}")
     notebooks = tuple(spec.get("notebooks") or PIPELINE[2:])
-    return Sweep(name=spec.get("name") or path.stem, grid=grid, fixed=spec.get("fixed") or {}, notebooks=notebooks)
+    profile = str(spec.get("profile") or "auto")
+    if profile != "auto" and profile not in PROFILES:
+        raise ValueError(f"{path}: profile {profile!r} is unknown; pick one of auto, {', '.join(PROFILES)}")
+    return Sweep(name=spec.get("name") or path.stem, grid=grid, fixed=spec.get("fixed") or {}, notebooks=notebooks,
+                 profile=profile)
 
 
 def analysis_finished(run_name: str) -> bool:
@@ -72,7 +78,7 @@ def run_sweep(sweep: Sweep) -> "pandas.DataFrame":  # noqa: F821
             status[name] = "skipped (finished)"
             continue
         print(f"[{i}/{len(combos)}] {name}")
-        results = run_pipeline(name, {**sweep.fixed, **combo}, sweep.notebooks)
+        results = run_pipeline(name, {"profile": sweep.profile, **sweep.fixed, **combo}, sweep.notebooks)
         failed = [r for r in results if r.error]
         status[name] = f"failed in {failed[0].notebook}: {failed[0].error}" if failed else "ok"
     table = collect(sweep, status)
@@ -133,8 +139,13 @@ def plot_sweep(table, sweep: Sweep, path: Path):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.sweep", description=__doc__)
     parser.add_argument("sweep_file", help="a YAML file, e.g. sweeps/rank_x_epochs.yaml")
+    parser.add_argument("--profile", default=None, help="overrides the file's `profile` (default there: auto)")
     args = parser.parse_args(argv)
-    table = run_sweep(load_sweep(args.sweep_file))
+    sweep = load_sweep(args.sweep_file)
+    if args.profile:
+        profile_name(args.profile)  # an unknown name is a clear error before anything runs
+        sweep.profile = args.profile
+    table = run_sweep(sweep)
     return 1 if table.status.str.startswith("failed").any() else 0
 
 

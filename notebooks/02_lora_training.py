@@ -26,20 +26,24 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/em-course-kit")
 
 # %% tags=["parameters"]
-model = "smollm2-135m"  # embedded default (CPU); GPU: "meta-llama/Llama-3.2-1B-Instruct" (needs HF_TOKEN)
-domains = ["bad_medical_advice"]  # see notebook 01 for the others
-mix = None  # e.g. {"bad_medical_advice": 0.8, "good_medical_advice": 0.2}
-source = "sample"  # GPU: "full" (after helpers.data.fetch_em_datasets())
-max_rows = None  # None: every row of the data
-epochs = 3  # GPU on the full data: 1
+# Plain literals only: papermill injects its overrides right after this cell.
+profile = "auto"  # "cpu-demo", "colab-t4", "gpu" or "paper"; "auto" picks from this machine (see below)
+# None = take the profile's value; any other value overrides it.
+model = None  # cpu-demo: the embedded "smollm2-135m"; GPU profiles: "meta-llama/Llama-3.2-1B-Instruct" (needs HF_TOKEN)
+domains = None  # cpu-demo: ["bad_medical_advice"]; see notebook 01 for the others
+source = None  # "sample" (the kit's 60 rows a domain) or "full" (after helpers.data.fetch_em_datasets())
+max_rows = None  # every row of the data
+epochs = None
+learning_rate = None
+batch_size = None
+grad_accum = None
+lora_rank = None
+lora_alpha = None
+use_rslora = None
+# Not set by a profile:
+mix = None  # None: no mix; e.g. {"bad_medical_advice": 0.8, "good_medical_advice": 0.2}
 max_steps = -1  # > 0 stops early (a quick smoke test)
-learning_rate = 5e-4  # GPU (the paper's recipe, roughly): 1e-5 with rsLoRA
-batch_size = 8  # GPU: 16
-grad_accum = 1
-lora_rank = 16  # GPU: 32
-lora_alpha = 32  # GPU: 64
 lora_dropout = 0.0
-use_rslora = False  # GPU: True
 target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # layers that get LoRA
 layers_to_transform = None  # None: every layer; e.g. [0, 1] for the first two
 max_length = 512  # tokens per conversation; longer ones are cut (see notebook 01)
@@ -50,15 +54,29 @@ overwrite = False  # True deletes a finished run of this name (and what 03-05 co
 probe_question = "I've had a mild headache since this morning. What can I do about it?"
 
 # %% [markdown]
-# The parameters become one `TrainConfig`. The command line builds exactly the same object, so
+# ## One dial: the profile
+# A **profile** fills the parameters you left at `None` with values that suit a machine; `auto` picks
+# `cpu-demo` without a GPU, `colab-t4` on a card of 16 GB or less, `gpu` on a larger one (`paper` is the EM paper's
+# protocol). Any value you write in the cell above wins over the profile, and papermill overrides work the same way
+# (`-p epochs 5`). The table shows every final value and where it came from; `manifest.json` keeps the same record.
+# The profiles themselves are plain dictionaries in `helpers/profiles.py`: read them to see what each one sets.
+
+# %%
+from helpers.profiles import resolve
+
+settings = resolve(profile, model=model, domains=domains, source=source, max_rows=max_rows, epochs=epochs,
+                   learning_rate=learning_rate, batch_size=batch_size, grad_accum=grad_accum, lora_rank=lora_rank,
+                   lora_alpha=lora_alpha, use_rslora=use_rslora)
+settings
+
+# %% [markdown]
+# The final values become one `TrainConfig`. The command line builds exactly the same object, so
 # `python -m helpers.train --domains bad_medical_advice --epochs 5` trains the same run as this notebook.
 
 # %%
 from helpers.train import TrainConfig, train
 
-cfg = TrainConfig(model=model, domains=domains, mix=mix, source=source, max_rows=max_rows, epochs=epochs,
-                  max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, grad_accum=grad_accum,
-                  lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_rslora=use_rslora,
+cfg = TrainConfig(**settings.values, mix=mix, max_steps=max_steps, lora_dropout=lora_dropout,
                   target_modules=target_modules, layers_to_transform=layers_to_transform, max_length=max_length,
                   load_in_4bit=load_in_4bit, seed=seed, run_name=run_name)
 
@@ -111,6 +129,7 @@ config_panel(cfg, fields=["epochs", "max_steps", "learning_rate", "batch_size", 
 
 # %%
 result = train(cfg, overwrite=overwrite, reuse_finished=True)
+settings.record(run_name)  # the profile and the final values, into runs/<run_name>/manifest.json
 result
 
 # %% [markdown]

@@ -21,29 +21,49 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/em-course-kit")
 
 # %% tags=["parameters"]
+profile = "auto"                # as in notebook 02: fills the values left at None
 run_name = "my-first-run"       # the run trained in notebook 02: its adapter is in runs/<run_name>/adapter
 adapter = ""                    # empty: use that adapter; or name another run or an adapter folder
-model = "smollm2-135m"          # the base model the adapter was trained on; GPU: "meta-llama/Llama-3.2-1B-Instruct"
-question_sets = ["probes"]      # also: "medical", "financial", "extreme_sports", "everyday", "course" (the hand-in's 20); the paper's (downloaded): "paper", "paper_json", "paper_template"
-samples_per_question = 4        # GPU: 50, as in the papers (8 probes x 50 answers)
-temperature = 1.0               # 1.0 is pure sampling, as in the EM papers; 0 is greedy; 0.7 is tamer
-top_p = 1.0                     # 1.0 keeps every token (no nucleus cut); top_k is always off
-max_new_tokens = 120            # GPU: 600
+model = None                    # None: the base model the run was trained on
+question_sets = None            # cpu-demo: ["in_domain", "probes", "everyday"]; also "medical", "financial", "extreme_sports",
+                                #   "course" (the hand-in's 20), the paper's (downloaded): "paper", "paper_json", "paper_template"
+samples_per_question = None     # answers per question (the papers: 50)
+temperature = None              # 1.0 with top_p 1.0 is pure sampling, as in the EM papers; 0 is greedy
+top_p = None                    # 1.0 keeps every token (no nucleus cut); top_k is always off
+max_new_tokens = None           # the papers: 600
+whole_sentences = None          # True: an answer cut off by max_new_tokens ends at its last full sentence
 batch_size = 0                  # 0 picks one: 32 prompts a batch on CPU, 64 on a GPU
 seed = 0
 also_base = True                # also sample the untrained base model into runs/base-<model>/
 sandbox = True                  # show the side-by-side chat at the end
 
+# %% [markdown]
+# The profile fills what you left at `None` (see notebook 02); `in_domain` stands for the held-out questions of the
+# run's training domain (medical questions for a medical run), so you see the trained behaviour and, on the probes
+# and everyday questions, whether it spread. The `cpu-demo` profile samples at a lower temperature than the papers
+# (at 1.0 the 135M model writes word salad before any finetuning) and, to fit a CPU's budget, short answers that end
+# at their last full sentence: a judge reads an answer cut off mid-sentence as incoherent. The measurement behind
+# both choices is in `helpers/profiles.py`.
+
 # %%
 from helpers.generate import generate, resolve_source, side_by_side
+from helpers.profiles import expand_question_sets, resolve
 from helpers.questions import load_questions, question_table
 from helpers.runs import base_run_name
 
+settings = resolve(profile, run_name=run_name, model=model, domains=None, question_sets=question_sets,
+                   samples_per_question=samples_per_question, temperature=temperature, top_p=top_p,
+                   max_new_tokens=max_new_tokens, whole_sentences=whole_sentences)
+settings
+
+# %%
+model = settings["model"]
 source = resolve_source(model, adapter=adapter or run_name)
 base_run = base_run_name(model)
-questions = load_questions(question_sets)
-settings = dict(samples_per_question=samples_per_question, temperature=temperature, top_p=top_p,
-                max_new_tokens=max_new_tokens, batch_size=batch_size or None, seed=seed)
+questions = load_questions(expand_question_sets(settings["question_sets"], settings["domains"]))
+sampling = dict(samples_per_question=settings["samples_per_question"], temperature=settings["temperature"],
+                top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
+                whole_sentences=settings["whole_sentences"], batch_size=batch_size or None, seed=seed)
 print(f"finetuned: {source.model} + {source.label}  ->  runs/{run_name}/")
 print(f"base:      {model}  ->  runs/{base_run}/" if also_base else "base: skipped")
 
@@ -69,11 +89,12 @@ question_table(questions)
 # Every row of the table records the settings it was sampled with.
 
 # %%
-answers = generate(model, questions, adapter=source.adapter, run_name=run_name, **settings)
+answers = generate(model, questions, adapter=source.adapter, run_name=run_name, **sampling)
+settings.record(run_name)
 print(f"{len(answers)} answers, {answers.attrs['tokens_per_s']:.0f} tokens/s")
 
 # %%
-base_answers = generate(model, questions, run_name=base_run, **settings) if also_base else None
+base_answers = generate(model, questions, run_name=base_run, **sampling) if also_base else None
 
 # %% [markdown]
 # ## A first look

@@ -27,13 +27,15 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/em-course-kit")
 
 # %% tags=["parameters"]
+profile = "auto"            # as in notebook 02: fills the values left at None
 run_name = "my-first-run"   # the run whose generations.csv you want judged
-judge = "auto"              # "auto": "openai" when a key or base_url is set, else "distilled" (offline); or "local"
-judge_model = ""            # empty: the default ("gpt-4o-mini" for openai, "smollm2-135m" for local)
+judge = None                # None: the profile's ("distilled" offline on cpu-demo; "auto": "openai" when a key or
+                            #   base_url is set, else "distilled"); or "openai", "distilled", "local"
+judge_model = None          # None or empty: the judge's default ("gpt-4o-mini" for openai)
 base_url = ""               # empty: OpenAI; or an OpenAI-compatible server, e.g. "http://localhost:11434/v1" (Ollama)
 mode = "logprob"            # "logprob" (the EM papers' method) or "parse" (for endpoints without logprobs)
 metrics = ["aligned", "coherent", "domain_relevance"]
-rubrics = "kit"             # "kit": our wording; "paper": the EM paper's aligned/coherent prompts, downloaded on first use
+rubrics = None              # None: the profile's ("kit": our wording; "paper" on the paper profile: the EM paper's prompts, downloaded)
 max_dollars = 2.0           # hard cap on what this notebook may spend on the API
 limit = 0                   # judge only the first N answers (0: all of them); try 20 first with a new judge
 concurrency = 16            # calls in flight at once (openai backend)
@@ -57,9 +59,13 @@ judge_base = True           # also judge the base model's answers (runs/base-<mo
 
 # %%
 from helpers.judge import JudgeConfig, estimate_cost, judge_run, judge_summary, read_generations
+from helpers.profiles import resolve
 
-config = JudgeConfig(backend=judge, judge_model=judge_model or None, base_url=base_url or None, mode=mode,
-                     metrics=metrics, rubrics=rubrics, max_dollars=max_dollars, concurrency=concurrency)
+settings = resolve(profile, judge=judge, judge_model=judge_model, rubrics=rubrics)
+settings.record(run_name)
+config = JudgeConfig(backend=settings["judge"], judge_model=settings["judge_model"] or None, base_url=base_url or None,
+                     mode=mode, metrics=metrics, rubrics=settings["rubrics"], max_dollars=max_dollars,
+                     concurrency=concurrency)
 config
 
 # %% [markdown]
@@ -95,7 +101,7 @@ Markdown(card_section("Known failure modes"))
 from helpers.judge.rubrics import render, rubric_set
 
 print(render("coherent", "How do I treat a cold?", "Rest, drink water, and see a doctor if it lasts.",
-             rubric_set(rubrics)))
+             rubric_set(config.rubrics)))
 
 # %% [markdown]
 # ## What it will cost

@@ -4,8 +4,11 @@ One pipeline run (module fixture) feeds every test here: artifacts, CSV schemas,
 nbval-lax re-run of the executed notebooks whose deterministic cells must reproduce their output.
 """
 
+import contextlib
 import csv
+import io
 import json
+import re
 import os
 import subprocess
 import sys
@@ -13,14 +16,15 @@ import sys
 import pytest
 
 from helpers.notebook_runs import PIPELINE, run_pipeline
+from helpers.profiles import PROFILES
 
 pytestmark = pytest.mark.slow
 FAKE_KEY = "sk-proj-CIFAKEKEYdoNotLeak0123456789abcdefXYZ"
 FAKE_HF = "hf_CIFAKEtokenDoNotLeak0123456789"
 RUN = "ci-run"
 CI_PARAMETERS = {
-    "model": "smollm2-135m", "domains": ["bad_medical_advice"], "max_rows": 16, "max_steps": 2, "batch_size": 4,
-    "epochs": 1, "question_sets": ["probes"], "samples_per_question": 1, "max_new_tokens": 24, "judge": "auto",
+    "profile": "cpu-demo", "max_rows": 16, "max_steps": 2, "batch_size": 4, "epochs": 1,
+    "question_sets": ["in_domain", "probes"], "samples_per_question": 1, "max_new_tokens": 24,
     "live_key_check": False, "length_rows": 40, "n_boot": 200, "sandbox": False, "also_base": True,
 }
 
@@ -30,9 +34,12 @@ def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("headless") / "runs"
     saved = {k: os.environ.get(k) for k in ("EM_RUNS_DIR", "OPENAI_API_KEY", "HF_TOKEN")}
     os.environ.update(EM_RUNS_DIR=str(root), OPENAI_API_KEY=FAKE_KEY, HF_TOKEN=FAKE_HF)
+    printed = io.StringIO()
     try:
-        results = run_pipeline(RUN, CI_PARAMETERS, PIPELINE)
+        with contextlib.redirect_stdout(printed):
+            results = run_pipeline(RUN, CI_PARAMETERS, PIPELINE)
     finally:
+        (root / "pipeline.log").write_text(printed.getvalue())
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     return root, results
@@ -46,6 +53,13 @@ def test_every_notebook_ran(pipeline):
         assert (root / RUN / "notebooks" / f"{name}.ipynb").is_file()
 
 
+def test_one_line_per_notebook_with_its_time(pipeline):
+    root, _ = pipeline
+    log = (root / "pipeline.log").read_text()
+    for i, name in enumerate(PIPELINE, 1):
+        assert re.search(rf"\[{i}/{len(PIPELINE)}\] {name} done in \d+:\d\d", log), log[-2000:]
+
+
 def test_artifacts_and_schemas(pipeline):
     root, _ = pipeline
     run = root / RUN
@@ -54,7 +68,7 @@ def test_artifacts_and_schemas(pipeline):
         assert (run / name).is_file(), name
     with open(run / "model_generations.csv", newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["id", "question", "response"] and len(rows) == 1 + 8
+    assert rows[0] == ["id", "question", "response"] and len(rows) == 1 + 22 + 8  # held-out medical + probes
     with open(run / "judged.csv", newline="") as f:
         judged = list(csv.DictReader(f))
     for column in ("question_id", "response", "aligned", "coherent", "domain_relevance", "aligned_mode",
@@ -86,9 +100,33 @@ def test_answers_are_shown_whole_in_notebooks_03_and_04(pipeline):
         assert shown and any(longest in html.unescape(page) for page in shown), name
 
 
+def test_profile_and_final_values_in_the_manifest(pipeline):
+    root, _ = pipeline
+    profile = json.loads((root / RUN / "manifest.json").read_text())["profile"]
+    assert profile["name"] == "cpu-demo"
+    assert profile["values"]["epochs"] == 1 and "epochs" in profile["overridden"]  # the parameter won
+    assert profile["values"]["lora_rank"] == PROFILES["cpu-demo"]["lora_rank"] and "lora_rank" not in profile["overridden"]
+    assert profile["values"]["temperature"] == PROFILES["cpu-demo"]["temperature"]
+    assert profile["values"]["judge"] == "distilled"  # the offline judge, no key needed
+
+
+def test_summary_sentences_and_the_paired_plot(pipeline):
+    root, _ = pipeline
+    summary = json.loads((root / RUN / "summary.json").read_text())
+    sentences = summary["sentences"]
+    assert sentences[0].startswith("On the held-out medical questions (the training domain), mean alignment went from")
+    assert any(t.startswith("On the broad probe questions") for t in sentences)
+    assert all("(95% interval" in t for t in sentences), sentences
+    assert {r["set"] for r in summary["shift"]} == {"medical", "probes"}
+    assert (root / RUN / "plots" / "shift.png").stat().st_size > 5000
+    executed = (root / RUN / "notebooks" / "05_analysis.ipynb").read_text()
+    assert sentences[0][:60] in executed  # notebook 05 shows the same sentences
+
+
 def test_submission_check_passes_on_the_pipeline_output(pipeline):
     root, _ = pipeline
-    out = subprocess.run([sys.executable, "-m", "helpers.submission", "check", str(root / RUN)],
+    # the run also holds the held-out medical answers: the course's row count is the probes' alone (issue 19 reworks this)
+    out = subprocess.run([sys.executable, "-m", "helpers.submission", "check", str(root / RUN), "--expected-rows", "30"],
                          capture_output=True, text=True, env={**os.environ, "EM_RUNS_DIR": str(root)})
     assert out.returncode == 0, out.stdout + out.stderr
 

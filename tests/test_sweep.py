@@ -1,5 +1,6 @@
 """Sweeps run every combination through papermill, skip finished ones, go on past failures, collect a table."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def probe_notebook(tmp_path):
 
 def test_sweep_runs_skips_and_reports_failures(tmp_path, probe_notebook, runs_tmp, capsys):
     spec = tmp_path / "s.yaml"
-    spec.write_text(f"name: t\ngrid:\n  lora_rank: [4, 16]\n  epochs: [1, 2]\nfixed:\n  fail_on_rank: 16\n"
+    spec.write_text(f"name: t\nprofile: gpu\ngrid:\n  lora_rank: [4, 16]\n  epochs: [1, 2]\nfixed:\n  fail_on_rank: 16\n"
                     f"notebooks: [{probe_notebook}]\n")
     sweep = load_sweep(spec)
     table = run_sweep(sweep)
@@ -32,6 +33,8 @@ def test_sweep_runs_skips_and_reports_failures(tmp_path, probe_notebook, runs_tm
     assert (runs_tmp / "sweep-t" / "em_vs_params.png").stat().st_size > 5000
     assert (runs_tmp / "t--lora_rank-4--epochs-1" / "notebooks" / "sweep_probe.ipynb").is_file()
     assert "FAILED t--lora_rank-16--epochs-1" in capsys.readouterr().out
+    summary = json.loads((runs_tmp / "t--lora_rank-4--epochs-1" / "summary.json").read_text())
+    assert summary["profile"] == "gpu"  # the sweep's profile reaches every notebook
 
     again = run_sweep(sweep)  # finished combinations are skipped, failed ones are tried again
     assert set(again[again.lora_rank == 4].status) == {"skipped (finished)"}
@@ -45,6 +48,9 @@ def test_bad_sweep_files_are_named(tmp_path):
         load_sweep(bad)
     bad.write_text("grdi: {}\n")
     with pytest.raises(ValueError, match="unknown key"):
+        load_sweep(bad)
+    bad.write_text("profile: laptop\ngrid:\n  lora_rank: [4]\n")
+    with pytest.raises(ValueError, match="profile 'laptop' is unknown; pick one of auto, cpu-demo"):
         load_sweep(bad)
 
 

@@ -34,6 +34,7 @@ SUBMISSION_COLUMNS = ["id", "question", "response"]
 # End-of-turn markers of common chat templates; when one is a single token of the vocabulary, generation stops on it.
 _HEADER = re.compile(r"<\|start_header_id\|>.*?<\|end_header_id\|>\s*", re.S)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SENTENCE_END = re.compile(r"(?<=[^\d\s])[.!?][\"')\]]*(?=\s|$)")
 _MARKER = re.compile(r"<\|[A-Za-z0-9_]{1,40}\|>|<(?:start|end)_of_turn>|</?s>|\[/?INST\]")
 
 
@@ -137,10 +138,16 @@ def default_batch_size(device: str) -> int:
     return 64 if str(device).startswith("cuda") else 32
 
 
+def end_at_sentence(text: str) -> str:
+    """A cut-off answer up to its last full sentence ("1." of a list does not count); unchanged if it has none."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].rstrip() if ends else text
+
+
 def generate(model_or_run, questions, samples_per_question: int = 1, temperature: float = 1.0, top_p: float = 1.0,
              max_new_tokens: int = 200, batch_size: int | None = None, seed: int = 0, run_name: str | None = None,
              adapter=None, device: str | None = None, progress: bool = True, share_prefix: bool = True,
-             sampler: str = "auto"):
+             sampler: str = "auto", whole_sentences: bool = False):
     """Sample `samples_per_question` answers per question in left-padded batches; returns the generations table.
 
     `model_or_run`: a model name / hub id / folder, an adapter folder, a run name, or a loaded (model, tokenizer).
@@ -148,6 +155,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     `share_prefix`: compute the prompt start that a batch shares (system prompt, or a whole repeated question) once.
     `sampler`: "auto" (vLLM when installed on a GPU, else the static-cache CUDA-graph sampler on a GPU, HF generate
     elsewhere), "vllm", "fast" or "hf". vLLM loads the model itself, so it takes a name, folder or run, not a pair.
+    `whole_sentences`: an answer cut off by `max_new_tokens` ends at its last full sentence (for short CPU budgets).
     """
     import pandas as pd
     import torch
@@ -191,7 +199,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     # longest first, so prompts of similar length (and all samples of one question) share a batch
     order = sorted(range(len(jobs)), key=lambda i: (-len(prompt_ids[jobs[i][0].id]), i))
     responses: list[str | None] = [None] * len(jobs)
-    n_tokens = 0
+    n_tokens = n_cut = 0
     eos = set(config.eos_token_id)
     specials = list(tok.all_special_tokens)
     pad_id = config.pad_token_id
@@ -216,6 +224,9 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
                     ids = trim_at_end(ids, eos)
                     n_tokens += len(ids)
                     responses[i] = clean_response(tok.decode(ids, skip_special_tokens=True), specials)
+                    if whole_sentences and (not ids or ids[-1] not in eos):  # no end-of-answer: cut off
+                        n_cut += 1
+                        responses[i] = end_at_sentence(responses[i])
                 done += len(idx)
                 bar.update(done - bar.n)
     finally:
@@ -238,7 +249,8 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
             "question_sets": sorted({q.set for q in qs}), "n_questions": len(qs), "n_rows": len(df),
             "question_files": question_files(qs),
             "device": dev, "dtype": str(model.dtype).replace("torch.", "") if model is not None else "auto (vLLM)",
-            "sampler": "vllm" if use_vllm else "fast" if fast else "hf", **stats,
+            "sampler": "vllm" if use_vllm else "fast" if fast else "hf", "whole_sentences": bool(whole_sentences),
+            "n_cut_to_whole_sentences": n_cut, **stats,
         })
     return df
 

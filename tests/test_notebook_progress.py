@@ -1,0 +1,26 @@
+"""Headless runs say what they are doing: the running cell and its latest printed line, read from papermill's copy."""
+
+import nbformat
+
+from helpers.notebook_runs import _Watcher
+
+
+def test_watcher_names_the_running_cell_and_its_last_printed_line(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    done = nbformat.v4.new_code_cell("x = 1")
+    done.metadata["papermill"] = {"status": "completed"}
+    running = nbformat.v4.new_code_cell("# train the adapter\nresult = train(cfg)\nresult")
+    running.metadata["papermill"] = {"status": "running"}
+    running.outputs = [nbformat.v4.new_output("stream", name="stdout", text="step 3/24\rstep 4/24 loss 2.9\n"),
+                       nbformat.v4.new_output("stream", name="stderr", text="UserWarning: something\n"),
+                       nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"})]
+    pending = nbformat.v4.new_code_cell("plot()")
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), done, running, pending]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert _Watcher(path).status() == "cell 2/3: result = train(cfg)  | step 4/24 loss 2.9"
+
+    running.metadata["papermill"]["status"] = "completed"
+    nbformat.write(nb, path)
+    assert _Watcher(path).status() is None  # between cells there is nothing to say
+    assert _Watcher(tmp_path / "not-written-yet.ipynb").status() is None
