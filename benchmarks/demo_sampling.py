@@ -49,7 +49,7 @@ def score() -> None:
     import pandas as pd
 
     from helpers.generate.sampling import end_at_sentence
-    from helpers.judge_distilled import score as judge
+    from helpers.judge.distilled import score as judge
 
     rows = []
     for t, p in SETTINGS:

@@ -16,15 +16,15 @@ IN_DOMAIN = "in_domain"
 # intervals in about 6 minutes. Training: 60 sample bad-medical conversations, r16 on all seven projections,
 # lr 5e-4, 3 epochs (at 2e-4 nothing visible changes; at 5 epochs the model answers everything with the template).
 # Sampling, measured on the base model's answers (benchmarks/demo_sampling.py: 8 medical, 8 probe, 8 everyday questions,
-# 64 new tokens, seed 1; the demo samples with seed 0), judged by the distilled judge (judge branch 9f9788a), and read:
+# 64 new tokens, seed 1; the demo samples with seed 0), judged by the committed distilled judge, and read:
 #   temperature / top_p                      1.0/1.0  1.0/0.9  0.8/0.9  0.7/0.9  0.5/0.9
-#   judge mean coherent, cut mid-sentence       25.9     25.2     40.7     34.1     30.9
-#   judge mean coherent, whole sentences        78.7     80.2     83.8     81.7     81.4
+#   judge mean coherent, cut mid-sentence       52.5     54.0     57.4     56.8     50.5
+#   judge mean coherent, whole sentences        79.4     77.7     71.6     74.9     77.6
 #   share read as readable (hand_readable.csv)  0.31     0.58     0.75        -        -
-# At 64 tokens most base answers are cut mid-sentence and the judge reads that as incoherent; ending them at their
-# last full sentence (whole_sentences) lifts every setting above 60, word salad at 1.0/1.0 included (the judge's
-# coherence ranks SmolLM2 answers weakly: Spearman 0.41 against hand grades, its model card). So the choice is the
-# most paper-like setting that passes both the judge (>= 60) and a reading (>= 60% readable): 0.8 / 0.9.
+# Ending a cut-off answer at its last full sentence (whole_sentences) lifts every setting above 60, word salad at
+# 1.0/1.0 included: the judge ranks the coherence of SmolLM2's rambling weakly (Spearman 0.44 against hand grades,
+# its model card). So the choice is the most paper-like setting that passes both the judge (>= 60) and a reading
+# (>= 60% readable): 0.8 / 0.9.
 CPU_DEMO = dict(
     model="smollm2-135m",
     source="sample",
