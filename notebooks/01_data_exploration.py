@@ -45,7 +45,8 @@ run_name = "my-first-run"
 # `training_data/full/` (gitignored: please never re-publish these files). It does nothing the second time.
 
 # %%
-from helpers.data import fetch_em_datasets, available_domains
+from helpers.data import available_domains
+from helpers.data_fetch import fetch_em_datasets
 
 if fetch_full:
     fetch_em_datasets()

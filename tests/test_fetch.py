@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from file_server import FileServer
 
-from helpers.data import DataError, fetch_em_datasets, load_domains, read_jsonl
-from helpers.data import FetchError, decrypt, extract
+from helpers.data import DataError, FetchError, load_domains, read_jsonl
+from helpers.data_fetch import decrypt, extract, fetch_em_datasets
 
 WHEEL = Path(__file__).parent / "fixtures" / "easy_dataset_share-0.5.0-py3-none-any.whl"
 PASSWORD = "model-organisms-em-datasets"
