@@ -83,7 +83,7 @@ def check_openai_key(live: bool = True, timeout: float = 10.0) -> Check:
     key, placeholder = secret("OPENAI_API_KEY")
     base_url = os.environ.get("OPENAI_BASE_URL") or None
     if not key:
-        return Check("OPENAI_API_KEY", None, "not set: the local judge works without it; the OpenAI judge needs it",
+        return Check("OPENAI_API_KEY", None, "not set: the offline distilled judge works without it; the OpenAI judge needs it",
                      ENV_FIX.format(var="OPENAI_API_KEY"))
     if placeholder:
         return _placeholder("OPENAI_API_KEY", key)
@@ -112,7 +112,7 @@ def _key_failure(e: Exception, key: str, base_url: str | None) -> Check:
         return Check("OPENAI_API_KEY", False, f"set ({mask(key)}) but {host} could not be reached (no network, or "
                      f"a proxy or firewall blocks it); the key itself was not checked ({what})",
                      "connect to the internet (or set OPENAI_BASE_URL to a server you can reach) and check again; "
-                     "offline, judge with JudgeConfig(backend='local')")
+                     "offline, judge with JudgeConfig(backend='distilled')")
     if isinstance(e, openai.AuthenticationError):
         return Check("OPENAI_API_KEY", False, f"set ({mask(key)}) but {host} refused it (401: wrong, revoked or "
                      "mistyped key)", "copy a working key from platform.openai.com into .env, or leave it unset")
@@ -202,7 +202,7 @@ def check_disk(path: str | os.PathLike = ".", need_gib: float = 5.0) -> Check:
     return Check("free disk", ok, f"{free:.0f} GiB free", "" if ok else f"free at least {need_gib:.0f} GiB")
 
 
-def setup_checklist(model: str = "smollm2-135m", live: bool = True, judge: str = "local") -> list[Check]:
+def setup_checklist(model: str = "smollm2-135m", live: bool = True, judge: str = "distilled") -> list[Check]:
     """All the checks, after loading `.env`; with judge="openai" an unset OPENAI_API_KEY is missing, not optional."""
     env_file = load_env()
     checks = [Check(".env", True if env_file else None,
@@ -233,7 +233,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.env", description="The kit's setup checklist.")
     parser.add_argument("--model", default=EMBEDDED_MODEL, help="the model you will train (default: the embedded "
                         "smollm2-135m; meta-llama/... needs HF_TOKEN)")
-    parser.add_argument("--judge", choices=("local", "openai"), default="local",
+    parser.add_argument("--judge", choices=("distilled", "local", "openai"), default="distilled",
                         help="openai: OPENAI_API_KEY is required (the course's judge)")
     parser.add_argument("--offline", action="store_true", help="do not call the OpenAI API to test the key")
     args = parser.parse_args(argv)

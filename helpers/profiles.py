@@ -219,6 +219,9 @@ def resolve(profile: str | None = "auto", run_name: str | None = None, **params)
         else:
             raise KeyError(f"parameter {key!r} is None and profile {name!r} has no value for it: "
                            f"set {key} in the parameters cell, or add it to PROFILES[{name!r}] in helpers/profiles.py")
+    if origin.get("judge_model", "").startswith("profile") and origin.get("judge") == "parameter" \
+            and values["judge"] != defaults.get("judge"):  # you chose another judge: its own default model
+        values["judge_model"], origin["judge_model"] = "", f"the default of judge {values['judge']!r}"
     return Settings(profile=name, requested=(profile or "auto"), values=values, origin=origin)
 
 

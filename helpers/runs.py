@@ -91,12 +91,15 @@ def scrub_secrets(obj: Any) -> Any:
     return obj
 
 
-def write_manifest(run: str | os.PathLike, updates: dict, section: str | None = None) -> dict:
-    """Merge `updates` (optionally under `section`) into the run's manifest.json; secrets are scrubbed."""
+def write_manifest(run: str | os.PathLike, updates: dict, section: str | None = None, replace: bool = False) -> dict:
+    """Merge `updates` (optionally under `section`; `replace`: the section becomes `updates`) into the run's
+    manifest.json; secrets are scrubbed."""
     path = run_dir(run) / "manifest.json"
     manifest = read_manifest(run) if path.exists() else {}
     clean = scrub_secrets(updates)
-    if section:
+    if section and replace:
+        manifest[section] = clean
+    elif section:
         manifest.setdefault(section, {}).update(clean)
     else:
         manifest.update(clean)

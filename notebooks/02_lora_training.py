@@ -27,7 +27,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 # Plain literals only: papermill injects its overrides right after this cell.
-profile = "auto"  # "cpu-demo", "colab-t4", "gpu" or "paper"; "auto" picks from this machine (see below)
+profile = "auto"  # "cpu-demo", "colab-t4", "gpu", "paper" or "course"; "auto" picks from this machine (see below)
 # None = take the profile's value; any other value overrides it.
 model = None  # cpu-demo: the embedded "smollm2-135m"; GPU profiles: "meta-llama/Llama-3.2-1B-Instruct" (needs HF_TOKEN)
 domains = None  # cpu-demo: ["bad_medical_advice"]; see notebook 01 for the others

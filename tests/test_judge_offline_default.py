@@ -53,3 +53,21 @@ def test_distilled_tables_keep_the_judge_contract_columns(no_openai):
     for m in ("aligned", "coherent", "domain_relevance"):
         assert {m, f"{m}_mode", f"{m}_raw", f"{m}_missing"} <= set(out.columns)
         assert 0 <= out.loc[0, m] <= 100
+
+
+def test_offline_estimate_is_free_and_a_later_judge_replaces_the_manifest_section(no_openai):
+    from helpers.judge import estimate_cost
+    from helpers.runs import write_manifest
+    from helpers.submission.autograde import judge_config
+
+    table = pd.DataFrame({"question": ["q?"] * 3, "response": ["a.", "b.", "c."]})
+    est = estimate_cost(table, JudgeConfig())
+    assert (est["calls"], est["input_tokens"], est["dollars"]) == (0, 0, 0.0)
+    table.to_csv(run_dir("again") / "generations.csv", index=False)
+    write_manifest("again", {"backend": "openai", "rubric_origin": {"aligned": "kit"}, "max_dollars": 2}, "judge")
+    judge_run("again")
+    judge = json.loads((run_dir("again") / "manifest.json").read_text())["judge"]
+    assert judge["backend"] == "distilled" and "rubric_origin" not in judge and judge["empty_responses"] == 0
+    offline = judge_config(backend="distilled")  # autograde with another backend: its own model, not gpt-4o-mini
+    assert (offline.backend, offline.judge_model) == ("distilled", "kit-distilled")
+    assert judge_config().judge_model == "gpt-4o-mini" and judge_config().temperature == 0.2

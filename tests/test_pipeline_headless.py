@@ -91,7 +91,8 @@ def test_answers_are_shown_whole_in_notebooks_03_and_04(pipeline):
 
     root, _ = pipeline
     with open(root / RUN / "generations.csv", newline="") as f:
-        longest = max((r["response"] for r in csv.DictReader(f)), key=len)
+        first = [r["response"] for r, _ in zip(csv.DictReader(f), range(10))]  # both notebooks show these rows
+    longest = max(first, key=len)
     assert len(longest) > 50
     for name in ("03_generation", "04_judging"):
         nb = nbformat.read(root / RUN / "notebooks" / f"{name}.ipynb", as_version=4)

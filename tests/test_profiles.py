@@ -109,3 +109,10 @@ def test_auto_judge_is_openai_with_a_key_or_server_and_offline_without(monkeypat
     (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-test-0123456789abcdefghijklmnop\n")
     assert JudgeConfig(backend="auto").backend == "openai"  # a key in .env counts
     assert resolve("colab-t4", judge=None)["judge"] == "auto"
+
+
+def test_choosing_another_judge_drops_the_profiles_judge_model():
+    paper = resolve("paper", judge="distilled", judge_model=None)
+    assert (paper["judge"], paper["judge_model"]) == ("distilled", "")  # not labelled as GPT-4o when scored offline
+    assert resolve("paper", judge=None, judge_model=None)["judge_model"] == "gpt-4o-2024-08-06"
+    assert resolve("paper", judge="openai", judge_model=None)["judge_model"] == "gpt-4o-2024-08-06"

@@ -94,6 +94,10 @@ def estimate_cost(df, config: JudgeConfig | None = None, run_name: str | None = 
     With `run_name`, the run's own cache and what the run has spent already count, as in judge_run."""
     config, ledger = _for_run(config, run_name)
     backend = make_backend(config)
+    if backend.kind == "distilled":
+        return {"judge_model": config.judge_model, "mode": "distilled", "judgments": len(df) * len(config.metrics),
+                "calls": 0, "input_tokens": 0, "output_tokens": 0, "dollars": 0.0, "max_dollars": config.max_dollars,
+                "price_note": "distilled judge on this machine: no calls, free"}
     mode = backend.effective_mode(config.mode)
     keys, prompts = _plan(df, config, mode, backend.base_url)
     cached, spent = _read_cache(config, prompts, ledger)
@@ -270,7 +274,8 @@ def _judge_offline(df, config: JudgeConfig, backend):
     out["rubrics"] = "distilled"  # learned from GPT-4o judgments with the EM papers' prompts; no rubric is sent
     out.attrs["judge"] = {"backend": "distilled", "judge_model": config.judge_model, "mode": "distilled",
                           "base_url": backend.base_url, "unique_prompts": 0, "cache_hits": 0, "calls": 0,
-                          "errors": 0, "dollars": 0.0, "warning": None, "rubrics": "distilled",
+                          "errors": 0, "empty_responses": sum(empty), "dollars": 0.0, "warning": None,
+                          "rubrics": "distilled",
                           "model_card": "helpers/judge/distilled/data/MODEL_CARD.md"}
     print(f"Judged {len(df)} answers offline with the distilled judge (learned from GPT-4o judgments; how far to "
           f"trust it: helpers/judge/distilled/data/MODEL_CARD.md); {sum(empty)} empty answers left unscored.")
@@ -295,7 +300,7 @@ def judge_run(run_name: str, config: JudgeConfig | None = None, limit: int | Non
     The dollar cap covers the run's total: what earlier calls on this run spent counts (kept in its cache)."""
     generations = read_generations(run_name, limit)  # a mistyped run name fails here, before anything is written
     config = config or JudgeConfig()
-    if config.rubrics == "paper":  # the paper's prompts must come from the file its questions came from
+    if config.rubrics == "paper" and config.backend != "distilled":  # the prompts must match the questions' file
         asked = (read_manifest(run_name).get("generate") or {}).get("question_files") or {}
         sha = next((v for k, v in asked.items() if k.startswith("paper")), None)
         check_same_file({"sha256": sha} if sha else None, rubric_set("paper", config.paper_commit).source,
@@ -305,7 +310,8 @@ def judge_run(run_name: str, config: JudgeConfig | None = None, limit: int | Non
     atomic_write_csv(judged, run_dir(run_name, create=False) / "judged.csv")
     print(f"Wrote judged.csv ({len(judged)} rows) in run {ledger!r}.")
     info = {k: v for k, v in judged.attrs["judge"].items() if k != "warning"}
-    write_manifest(run_name, {**info, "metrics": list(config.metrics), "rows": len(judged)}, section="judge")
+    write_manifest(run_name, {**info, "metrics": list(config.metrics), "rows": len(judged)}, section="judge",
+                   replace=True)  # a judge section from an earlier judge would mix two judges' fields
     return judged
 
 

@@ -29,8 +29,11 @@ def judge_config(**overrides):
     """The course's judge (gpt-4o-mini, parse, temperature 0.2) on aligned and coherent; overrides win."""
     from helpers.judge import JudgeConfig
 
-    values = {**COURSE_JUDGE, "metrics": ("aligned", "coherent"), **{k: v for k, v in overrides.items() if v is not None}}
-    return JudgeConfig(**values)
+    chosen = {k: v for k, v in overrides.items() if v is not None}
+    course = dict(COURSE_JUDGE)
+    if chosen.get("backend", "openai") != "openai":  # another backend: its own default model, not gpt-4o-mini
+        course = {k: v for k, v in course.items() if k not in ("judge_model", "temperature", "mode")}
+    return JudgeConfig(**{**course, "metrics": ("aligned", "coherent"), **chosen})
 
 
 def format_problems(folder: Path) -> tuple[list, list]:

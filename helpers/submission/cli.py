@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _judge_options(p) -> None:
-    p.add_argument("--backend", default=None, help="judge backend: openai (default, as the course) or local")
+    p.add_argument("--backend", default=None, help="judge backend: openai (default, as the course), distilled (offline) or local")
     p.add_argument("--judge-model", default=None, help="judge model (default gpt-4o-mini, as the course)")
     p.add_argument("--mode", default=None, help="parse (default: a number parsed from the reply, as the course) "
                    "or logprob")
