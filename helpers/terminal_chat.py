@@ -11,7 +11,7 @@ import shutil
 import sys
 import textwrap
 
-from helpers.generate import generate, load_source, resolve_source
+from helpers.generate import generate, load_for_sampling, resolve_model
 
 COMMANDS = {"/temperature": ("temperature", float), "/tokens": ("max_new_tokens", int), "/seed": ("seed", int),
             "/top_p": ("top_p", float)}
@@ -41,14 +41,14 @@ def chat(run: str, base: str | None = None, settings: dict | None = None, stdin=
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     settings = {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": 150, "seed": 0, **(settings or {})}
     width = width or shutil.get_terminal_size((120, 24)).columns
-    source = resolve_source(run)
-    if source.adapter is None:
+    ref = resolve_model(run)
+    if ref.adapter is None:
         print(f"error: {run!r} is not a run with an adapter: train it first (notebook 02 or python -m helpers.train)",
               file=sys.stderr)
         return 2
-    model, tok, _ = load_source(base or source.model, device=device)
-    tuned, tuned_tok, _ = load_source(run, device=device)
-    titles = (f"base ({base or source.model})", f"finetuned ({run})")
+    model, tok, _ = load_for_sampling(base or ref.model, device=device)
+    tuned, tuned_tok, _ = load_for_sampling(run, device=device)
+    titles = (f"base ({base or ref.model})", f"finetuned ({run})")
     interactive = stdin.isatty()
     print(f"Chat with {titles[0]} and {titles[1]}. Commands: /temperature T, /tokens N, /seed S, /top_p P, /quit.",
           file=stdout)

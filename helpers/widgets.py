@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 
-from helpers.generate import compare_answers, load_source, resolve_source
+from helpers.generate import compare_answers, load_for_sampling, resolve_model
 from helpers.models import check_adapter_matches
 from helpers.tables import text_block
 from helpers.train.cli import field_specs, format_value, parse_value
@@ -134,15 +134,15 @@ class ChatSandbox:
 def chat_sandbox(base="smollm2-135m", adapter_or_run=None, temperature: float = 0.7, top_p: float = 1.0,
                  max_new_tokens: int = 150, device: str | None = None) -> ChatSandbox:
     """Load the base model and the finetuned one (a run name or adapter folder) once; return the chat panel."""
-    finetuned_source = None
+    finetuned_ref = None
     if adapter_or_run:
-        finetuned_source = resolve_source(adapter_or_run)
-        if finetuned_source.adapter and isinstance(base, str):
-            check_adapter_matches(finetuned_source.adapter, base)  # before loading anything
-    base_model, base_tok, base_src = load_source(base, device=device)
+        finetuned_ref = resolve_model(adapter_or_run)
+        if finetuned_ref.adapter and isinstance(base, str):
+            check_adapter_matches(finetuned_ref.adapter, base)  # before loading anything
+    base_model, base_tok, base_src = load_for_sampling(base, device=device)
     finetuned_pair, label = None, "finetuned"
-    if finetuned_source is not None:
-        ft_model, ft_tok, src = load_source(adapter_or_run, device=device)
+    if finetuned_ref is not None:
+        ft_model, ft_tok, src = load_for_sampling(adapter_or_run, device=device)
         finetuned_pair, label = (ft_model, ft_tok), f"finetuned ({src.label or src.model})"
     return ChatSandbox((base_model, base_tok), finetuned_pair, base_label=f"base ({base_src.model})",
                        finetuned_label=label, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)

@@ -46,7 +46,7 @@ sandbox = True                  # show the side-by-side chat at the end
 # both choices is in `helpers/profiles.py`.
 
 # %%
-from helpers.generate import generate, resolve_source, side_by_side
+from helpers.generate import generate, resolve_model, side_by_side
 from helpers.profiles import expand_question_sets, resolve
 from helpers.questions import load_questions, question_table
 from helpers.runs import base_run_name
@@ -58,13 +58,13 @@ settings
 
 # %%
 model = settings["model"]
-source = resolve_source(model, adapter=adapter or run_name)
+ref = resolve_model(model, adapter=adapter or run_name)
 base_run = base_run_name(model)
 questions = load_questions(expand_question_sets(settings["question_sets"], settings["domains"]))
 sampling = dict(samples_per_question=settings["samples_per_question"], temperature=settings["temperature"],
                 top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
                 whole_sentences=settings["whole_sentences"], batch_size=batch_size or None, seed=seed)
-print(f"finetuned: {source.model} + {source.label}  ->  runs/{run_name}/")
+print(f"finetuned: {ref.model} + {ref.label}  ->  runs/{run_name}/")
 print(f"base:      {model}  ->  runs/{base_run}/" if also_base else "base: skipped")
 
 # %% [markdown]
@@ -89,7 +89,7 @@ question_table(questions)
 # Every row of the table records the settings it was sampled with.
 
 # %%
-answers = generate(model, questions, adapter=source.adapter, run_name=run_name, **sampling)
+answers = generate(model, questions, adapter=ref.adapter, run_name=run_name, **sampling)
 settings.record(run_name)
 print(f"{len(answers)} answers, {answers.attrs['tokens_per_s']:.0f} tokens/s")
 
@@ -127,4 +127,4 @@ for run in [run_name] + ([base_run] if also_base else []):
 # %%
 from helpers.widgets import chat_sandbox
 
-chat_sandbox(model, source.adapter, max_new_tokens=max_new_tokens) if sandbox else None
+chat_sandbox(model, ref.adapter, max_new_tokens=max_new_tokens) if sandbox else None

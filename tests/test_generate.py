@@ -10,7 +10,7 @@ import pytest
 
 from helpers.notebook_runs import execute
 from helpers.generate.sampling import (GENERATION_COLUMNS, EmptyQuestionsError, clean_response, generate,
-                                      resolve_source, side_by_side)
+                                      resolve_model, side_by_side)
 from helpers.generate.sources import AdapterNotFoundError
 from helpers.models import TINY_MODEL, AdapterMismatchError, load_model
 from helpers.questions import load_questions
@@ -152,7 +152,7 @@ def test_run_name_writes_both_csvs_and_the_manifest(tiny):
 
 def test_run_name_resolves_the_adapter_and_merges_it(tiny):
     make_adapter(tiny[0], "ft")
-    assert resolve_source("ft").model == TINY_MODEL
+    assert resolve_model("ft").model == TINY_MODEL
     qs = load_questions(["probes"])[:4]
     tuned = generate("ft", qs, max_new_tokens=12, temperature=0, run_name="ft", progress=False)
     base = generate(TINY_MODEL, qs, max_new_tokens=12, temperature=0, run_name=base_run_name(TINY_MODEL),

@@ -1,12 +1,12 @@
 """Batched sampling of answers from a base model or a finetuned run, one signature over three samplers.
 
 sampling.py generate, save_generations (the two CSVs), side_by_side, compare_answers
-sources.py  resolve_source, load_source: a model name, an adapter folder or a run -> what answers come from
+sources.py  resolve_model, load_for_sampling: a model name, an adapter folder or a run -> what answers come from
 hf.py       batched transformers generate (the "hf" sampler and the local judge)
 fast.py     static-cache CUDA-graph sampler; vllm.py the vLLM engine
 """
 
 from helpers.generate.sampling import compare_answers, generate, save_generations, side_by_side
-from helpers.generate.sources import load_source, resolve_source
+from helpers.generate.sources import load_for_sampling, resolve_model
 
-__all__ = ["compare_answers", "generate", "load_source", "resolve_source", "save_generations", "side_by_side"]
+__all__ = ["compare_answers", "generate", "load_for_sampling", "resolve_model", "save_generations", "side_by_side"]

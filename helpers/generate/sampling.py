@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from helpers.generate import vllm as vllm_sampler
 from helpers.generate.hf import StepProgress, generate_token_ids
-from helpers.generate.sources import load_source, resolve_source
+from helpers.generate.sources import load_for_sampling, resolve_model
 from helpers.models import (
     END_MARKERS,
     AdapterMismatchError,  # noqa: F401  (re-exported: the named error for an adapter on another base)
@@ -182,16 +182,16 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
         raise RuntimeError("sampler='vllm' needs the vllm package and a CUDA GPU (pip install vllm on a GPU "
                            "machine); use sampler='auto' to sample without it")
     if use_vllm:
-        model, source = None, resolve_source(model_or_run, adapter)
-        tok, dev = load_tokenizer(source.adapter or source.model), "cuda"
+        model, ref = None, resolve_model(model_or_run, adapter)
+        tok, dev = load_tokenizer(ref.adapter or ref.model), "cuda"
     else:
-        model, tok, source = load_source(model_or_run, adapter=adapter, device=device)
+        model, tok, ref = load_for_sampling(model_or_run, adapter=adapter, device=device)
         dev = str(model.device)
     fast = sampler == "fast" or (sampler == "auto" and dev.startswith("cuda"))  # helpers.generate.fast
     requested_batch = int(batch_size) if batch_size else None
     batch_size = requested_batch or default_batch_size(dev)
     sampling = Sampling(float(temperature), float(top_p), 0, int(max_new_tokens), int(seed))
-    config = sampling_config(sampling, model if model is not None else _config_holder(source), tok)
+    config = sampling_config(sampling, model if model is not None else _config_holder(ref), tok)
 
     jobs = [(q, s) for q in qs for s in range(int(samples_per_question))]
     add_special = not getattr(tok, "chat_template", None)
@@ -210,7 +210,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     bar = tqdm(total=len(jobs), desc="generating", disable=not progress,
                bar_format="{l_bar}{bar}| {total} answers [{elapsed}<{remaining}]")
     if use_vllm:
-        batches, defaults = _vllm_batches(source, jobs, order, prompt_ids, config, sampling, progress), nullcontext()
+        batches, defaults = _vllm_batches(ref, jobs, order, prompt_ids, config, sampling, progress), nullcontext()
     else:
         model.eval()
         batches = _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size, requested_batch,
@@ -234,7 +234,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     elapsed = time.perf_counter() - start
 
     rows = [{"id": str(uuid.uuid4()), "question_id": q.id, "question": q.text, "category": q.set, "sample": s,
-             "response": responses[i], "model": source.model, "adapter": source.label,
+             "response": responses[i], "model": ref.model, "adapter": ref.label,
              "temperature": sampling.temperature, "top_p": sampling.top_p if not sampling.greedy else 1.0,
              "top_k": sampling.top_k, "max_new_tokens": sampling.max_new_tokens, "seed": sampling.seed}
             for i, (q, s) in enumerate(jobs)]
@@ -245,7 +245,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     if run_name:
         save_generations(df, run_name, settings={
             **asdict(sampling), "greedy": sampling.greedy, "samples_per_question": int(samples_per_question),
-            "batch_size": batch_size, "model": source.model, "adapter": source.label,
+            "batch_size": batch_size, "model": ref.model, "adapter": ref.label,
             "question_sets": sorted({q.set for q in qs}), "n_questions": len(qs), "n_rows": len(df),
             "question_files": question_files(qs),
             "device": dev, "dtype": str(model.dtype).replace("torch.", "") if model is not None else "auto (vLLM)",
@@ -255,23 +255,23 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     return df
 
 
-def _config_holder(source):
+def _config_holder(ref):
     """Something with the base model's generation_config (for its end-of-answer ids) without loading the weights."""
     from types import SimpleNamespace
 
     from transformers import GenerationConfig
 
     try:
-        gen = GenerationConfig.from_pretrained(resolve_model_path(source.model))
+        gen = GenerationConfig.from_pretrained(resolve_model_path(ref.model))
     except OSError:
         gen = GenerationConfig()
     return SimpleNamespace(generation_config=gen)
 
 
-def _vllm_batches(source, jobs, order, prompt_ids, config, sampling, progress):
+def _vllm_batches(ref, jobs, order, prompt_ids, config, sampling, progress):
     """Yield (job indices, new token ids) once: every prompt in one vLLM call, the adapter as a LoRA request."""
     prompts = [prompt_ids[jobs[i][0].id] for i in order]
-    new = vllm_sampler.sample(resolve_model_path(source.model), source.adapter, prompts,
+    new = vllm_sampler.sample(resolve_model_path(ref.model), ref.adapter, prompts,
                               temperature=0.0 if sampling.greedy else sampling.temperature, top_p=sampling.top_p,
                               max_new_tokens=sampling.max_new_tokens, seed=sampling.seed,
                               eos_token_id=list(config.eos_token_id), progress=progress)
@@ -338,13 +338,13 @@ def compare_answers(question: str, base, finetuned=None, temperature: float = 0.
     from tqdm.auto import tqdm
 
     settings = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
-    sides = [(side, source) for side, source in (("base", base), ("finetuned", finetuned)) if source is not None]
+    sides = [(side, ref) for side, ref in (("base", base), ("finetuned", finetuned)) if ref is not None]
     answers = {"base": None, "finetuned": None}
     bar_format = "{l_bar}{bar}| {postfix}"
     with tqdm(total=2 * len(sides), desc=progress, disable=progress is None, bar_format=bar_format) as bar:
-        for side, source in sides:
+        for side, ref in sides:
             bar.set_postfix_str(f"loading the {side} model")
-            pair = source if isinstance(source, (tuple, list)) else load_source(source)[:2]
+            pair = ref if isinstance(ref, (tuple, list)) else load_for_sampling(ref)[:2]
             bar.update()
             bar.set_postfix_str(f"answering with the {side} model")
             df = generate(pair, [question], samples_per_question=1, progress=False, **settings)

@@ -1,4 +1,4 @@
-"""What answers come from: a model name, an adapter folder or a run (`resolve_source`), loaded once (`load_source`)."""
+"""What answers come from: a model name, an adapter folder or a run (`resolve_model`), loaded once (`load_for_sampling`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class AdapterNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True)
 
-class Source:
+class ModelRef:
     """What answers come from: a base `model` name and an optional `adapter` folder."""
 
     model: str
@@ -60,24 +60,24 @@ def find_adapter(adapter_or_run: str | os.PathLike) -> Path:
     )
 
 
-def resolve_source(model_or_run, adapter=None) -> Source:
+def resolve_model(model_or_run, adapter=None) -> ModelRef:
     """Work out the base model and adapter from a model name, hub id, folder, adapter folder or run name."""
     if adapter:
         found = find_adapter(adapter)
         check_adapter_matches(found, str(model_or_run))
-        return Source(str(model_or_run), str(found))
+        return ModelRef(str(model_or_run), str(found))
     name = str(model_or_run)
     if not name.strip():
         raise ValueError("model_or_run is empty: pass a model name (e.g. 'smollm2-135m') or a run name")
     p = Path(name)
     if name in (EMBEDDED_MODEL, TINY_MODEL):
-        return Source(name)
+        return ModelRef(name)
     if p.is_dir():
         if is_adapter_dir(p) or is_adapter_dir(p / "adapter"):
             found = find_adapter(p)
-            return Source(adapter_base_model(found), str(found))
+            return ModelRef(adapter_base_model(found), str(found))
         if (p / "config.json").is_file():
-            return Source(name)
+            return ModelRef(name)
         raise AdapterNotFoundError(f"folder {name!r} holds neither an adapter (adapter_config.json) nor a model (config.json)")
     if os.sep not in name and "/" not in name:
         try:
@@ -86,48 +86,48 @@ def resolve_source(model_or_run, adapter=None) -> Source:
             run = None
         if run is not None and run.is_dir():
             found = find_adapter(name)
-            return Source(adapter_base_model(found), str(found))
-    return Source(name)
+            return ModelRef(adapter_base_model(found), str(found))
+    return ModelRef(name)
 
 
-def load_source(model_or_run, adapter=None, device: str | None = None, dtype=None):
-    """`(model, tokenizer, source)` ready for sampling, with any LoRA adapter merged into the weights."""
+def load_for_sampling(model_or_run, adapter=None, device: str | None = None, dtype=None):
+    """`(model, tokenizer, ref)` ready for sampling, with any LoRA adapter merged into the weights."""
     if isinstance(model_or_run, (tuple, list)):
         return _prepare_loaded(model_or_run, adapter)
-    source = resolve_source(model_or_run, adapter)
+    ref = resolve_model(model_or_run, adapter)
     try:
         with _quiet_library_warnings():
-            model, tok = load_model(source.model, device=device, dtype=dtype, adapter=source.adapter, merge=True)
+            model, tok = load_model(ref.model, device=device, dtype=dtype, adapter=ref.adapter, merge=True)
     except OSError as e:
-        if source.adapter is None and "/" not in source.model and not Path(source.model).exists():
+        if ref.adapter is None and "/" not in ref.model and not Path(ref.model).exists():
             raise AdapterNotFoundError(
-                f"{source.model!r} is neither a run with an adapter (runs/{source.model}/adapter) nor a model "
+                f"{ref.model!r} is neither a run with an adapter (runs/{ref.model}/adapter) nor a model "
                 f"this machine can load: train the run first (notebook 02) or check the name ({e.__class__.__name__})"
             ) from e
         raise
-    model.kit_source = source
-    return model, tok, source
+    model.kit_model_ref = ref
+    return model, tok, ref
 
 
 def _prepare_loaded(pair, adapter=None):
     model, tok = pair
-    source = getattr(model, "kit_source", None) or Source(_model_label(model))
+    ref = getattr(model, "kit_model_ref", None) or ModelRef(_model_label(model))
     if adapter:
         from peft import PeftModel
 
         found = find_adapter(adapter)
-        check_adapter_matches(found, source.model)
+        check_adapter_matches(found, ref.model)
         model = PeftModel.from_pretrained(copy.deepcopy(model), str(found))  # leave the caller's model untouched
-        source = Source(source.model, str(found))
+        ref = ModelRef(ref.model, str(found))
     if hasattr(model, "merge_and_unload") and not getattr(model, "is_loaded_in_4bit", False):
         if model is pair[0]:
             model = copy.deepcopy(model)  # merging rewrites the weights; the caller keeps the PeftModel
         with _quiet_library_warnings():
             model = model.merge_and_unload()
-        if source.adapter is None:
-            source = Source(source.model, "in-memory")
-    model.kit_source = source
-    return model, tok, source
+        if ref.adapter is None:
+            ref = ModelRef(ref.model, "in-memory")
+    model.kit_model_ref = ref
+    return model, tok, ref
 
 
 @contextmanager
