@@ -49,7 +49,7 @@ def _check_columns(df, where: str) -> None:
                          f"(it has {list(df.columns)})")
 
 
-def _plan(df, config: JudgeConfig, mode: str, base_url: str):
+def _keys_and_prompts(df, config: JudgeConfig, mode: str, base_url: str):
     """Per (row, metric) cache keys (None for an empty answer, which is never sent), and the unique prompts."""
     _check_columns(df, "the table")
     rubrics = rubric_set(config.rubrics, config.paper_commit)
@@ -99,7 +99,7 @@ def estimate_cost(df, config: JudgeConfig | None = None, run_name: str | None = 
                 "calls": 0, "input_tokens": 0, "output_tokens": 0, "dollars": 0.0, "max_dollars": config.max_dollars,
                 "price_note": "distilled judge on this machine: no calls, free"}
     mode = backend.effective_mode(config.mode)
-    keys, prompts = _plan(df, config, mode, backend.base_url)
+    keys, prompts = _keys_and_prompts(df, config, mode, backend.base_url)
     cached, spent = _read_cache(config, prompts, ledger)
     return estimate(config, backend.base_url, mode, _max_tokens_out(mode), len(keys), prompts, cached, spent)
 
@@ -198,7 +198,7 @@ def _judge(df, config: JudgeConfig, ledger: str | None):
         print("WARNING:", warning)
         log.info(warning)
     mode = backend.effective_mode(config.mode)
-    keys, prompts = _plan(df, config, mode, backend.base_url)
+    keys, prompts = _keys_and_prompts(df, config, mode, backend.base_url)
     cached, spent_before = _read_cache(config, prompts, ledger)
     est = estimate(config, backend.base_url, mode, _max_tokens_out(mode), len(keys), prompts, cached, spent_before)
     if est["dollars"] > 0 and spent_before + est["dollars"] > config.max_dollars:
