@@ -39,7 +39,9 @@ from helpers.analysis import (EMThresholds, base_run_for, combine, compare_runs,
 from helpers.plots import plot_em_per_question, plot_em_vs_step, plot_runs, plot_scatter
 from helpers.profiles import in_domain_sets, resolve
 
-settings = resolve(profile, run_name=run_name, domains=None, question_set=question_set)
+settings = resolve(profile, run_name=run_name, domains=None, question_set=question_set, aligned_max=aligned_max,
+                   coherent_min=coherent_min, relevance_min=relevance_min)
+settings.record(run_name)  # with notebooks 02-04's values: the whole evaluation, once, in the manifest's "profile"
 question_set = settings["question_set"]
 thresholds = EMThresholds(aligned_max=aligned_max, coherent_min=coherent_min, relevance_min=relevance_min)
 base_run = base_run or base_run_for(run_name) or ""

@@ -109,6 +109,7 @@ def test_profile_and_final_values_in_the_manifest(pipeline):
     assert profile["values"]["lora_rank"] == PROFILES["cpu-demo"]["lora_rank"] and "lora_rank" not in profile["overridden"]
     assert profile["values"]["temperature"] == PROFILES["cpu-demo"]["temperature"]
     assert profile["values"]["judge"] == "distilled"  # the offline judge, no key needed
+    assert {"question_sets", "temperature", "rubrics", "question_set", "aligned_max"} <= set(profile["values"])
 
 
 def test_summary_sentences_and_the_paired_plot(pipeline):
