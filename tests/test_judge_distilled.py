@@ -138,3 +138,18 @@ def test_score_shapes_ranges_and_bad_input(judge):
         judge.score(["q"], ["a", "b"])
     with pytest.raises(FileNotFoundError, match="helpers.judge.distilled.fit"):
         load_judge(DATA_DIR / "no-such-folder")
+
+
+@pytest.mark.slow
+def test_a_held_out_fold_reproduces_its_recorded_figures(reference, judge):
+    """Re-fit the shipped recipe on 7 base models and score the 8th: the figures equal lomo.json's (~45 s)."""
+    from helpers.judge.distilled.fit import VARIANTS, leave_one_model_out
+
+    held_out = "gemma-3-4b-it"
+    rel = {k: v for k, v in judge.a.items() if k.startswith("rel_")}
+    got = leave_one_model_out(reference, rel, VARIANTS["final"], only=[held_out], log=lambda *a, **k: None)
+    recorded = json.loads((DATA_DIR / "lomo.json").read_text(encoding="utf-8"))["final"]
+    assert got["folds"][held_out] == pytest.approx(recorded["folds"][held_out], abs=1e-9)
+    files = {r["file"]: r for r in recorded["files"] if r["group"] == held_out}
+    assert files and {r["file"]: r["em_rule"] for r in got["files"]} == pytest.approx(
+        {f: r["em_rule"] for f, r in files.items()}, abs=1e-6)
