@@ -1,4 +1,6 @@
-"""The research datasets: download (or an archive obtained by hand), decrypt, de-canary, write training_data/full/."""
+"""The research datasets: download (or an archive obtained by hand), decrypt, de-canary, write training_data/full/.
+
+Also the kit's one GET with named errors (`get_bytes`), which the paper's file and the released judged files use."""
 
 from __future__ import annotations
 
@@ -49,6 +51,33 @@ def _by_hand(url: str) -> str:
             f"fetch_em_datasets(archive='path/to/{ARCHIVE_NAME}')")
 
 
+def _cause(e) -> str:
+    """What a requests exception means, in words."""
+    import requests
+
+    return ("no connection to the server: no network, or a proxy or firewall blocks it"
+            if isinstance(e, requests.ConnectionError) else "the server did not answer in time"
+            if isinstance(e, requests.Timeout) else "the connection dropped")
+
+
+def get_bytes(url: str, error=FetchError, hint: str = "try again", not_found: str = "", timeout: float = 60) -> bytes:
+    """GET `url` whole; an HTTP error, no connection or a body shorter than Content-Length raises `error` + `hint`."""
+    import requests
+
+    try:
+        with requests.get(url, timeout=timeout, stream=True) as resp:
+            if resp.status_code != 200:
+                extra = not_found if resp.status_code == 404 else ""
+                raise error(f"download of {url} failed: HTTP {resp.status_code}{extra}; {hint}")
+            expected = int(resp.headers.get("content-length") or 0) or None
+            data = b"".join(resp.iter_content(1 << 16))
+    except requests.RequestException as e:
+        raise error(f"could not download {url}: the download failed ({type(e).__name__}: {_cause(e)}); {hint}") from e
+    if expected is not None and len(data) != expected:
+        raise error(f"download of {url} is truncated: {len(data)} of {expected} bytes; {hint}")
+    return data
+
+
 def download(url: str, path: Path, chunk: int = 1 << 16) -> Path:
     """Stream `url` to `path` with a progress bar; a failed or short download leaves no file behind."""
     import requests
@@ -75,10 +104,7 @@ def download(url: str, path: Path, chunk: int = 1 << 16) -> Path:
         os.replace(tmp, path)
     except requests.RequestException as e:
         Path(tmp).unlink(missing_ok=True)
-        cause = ("no connection to the server: no network, or a proxy or firewall blocks it"
-                 if isinstance(e, requests.ConnectionError) else "the server did not answer in time"
-                 if isinstance(e, requests.Timeout) else "the connection dropped")
-        raise FetchError(f"download of {url} failed ({type(e).__name__}: {cause}); " + _by_hand(url)) from e
+        raise FetchError(f"download of {url} failed ({type(e).__name__}: {_cause(e)}); " + _by_hand(url)) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

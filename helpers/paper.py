@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from helpers.data_fetch import get_bytes
 from helpers.models import cache_dir
 from helpers.runs import atomic_write_bytes, atomic_write_text
 
@@ -214,18 +215,8 @@ def _check(got: str, pinned: str | None, record: dict | None, url: str) -> None:
 
 
 def _download(url: str, timeout: float) -> bytes:
-    import requests
-
-    try:
-        resp = requests.get(url, timeout=timeout)
-    except requests.RequestException as e:
-        raise PaperFetchError(f"could not download {url} ({type(e).__name__}): check your connection and try again, "
-                              f"{_OFFLINE}") from e
-    if resp.status_code != 200:
-        hint = " (is the commit or path right?)" if resp.status_code == 404 else ""
-        raise PaperFetchError(f"download of {url} failed: HTTP {resp.status_code}{hint}; fix commit=... or try "
-                              f"again later, {_OFFLINE}")
-    return resp.content
+    return get_bytes(url, PaperFetchError, f"check your connection, fix commit=... or try again later, {_OFFLINE}",
+                     not_found=" (is the commit or path right?)", timeout=timeout)
 
 
 def _cache_folder(url: str) -> Path:

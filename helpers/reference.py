@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from helpers.data import FetchError
+from helpers.data_fetch import get_bytes
 from helpers.runs import REPO_ROOT, atomic_write_bytes
 
 REPOSITORY = "zroe1/replicating-model-organisms"
@@ -76,24 +77,6 @@ def _is_complete(folder: Path, verify: bool) -> bool:
     return True
 
 
-def _get(url: str) -> bytes:
-    """GET one file; an HTTP error, a dropped connection or a body shorter than Content-Length is a named error."""
-    import requests
-
-    hint = "check your connection and call fetch_reference() again"
-    try:
-        with requests.get(url, timeout=60, stream=True) as resp:
-            if resp.status_code != 200:
-                raise ReferenceDownloadError(f"download of {url} failed: HTTP {resp.status_code}; {hint}")
-            expected = int(resp.headers.get("content-length") or 0) or None
-            data = b"".join(resp.iter_content(1 << 16))
-    except requests.RequestException as e:
-        raise ReferenceDownloadError(f"download of {url} failed ({type(e).__name__}); {hint}") from e
-    if expected is not None and len(data) != expected:
-        raise ReferenceDownloadError(f"download of {url} is truncated: {len(data)} of {expected} bytes; {hint}")
-    return data
-
-
 def fetch_reference(dest: str | os.PathLike | None = None, base_url: str | None = None, force: bool = False) -> Path:
     """Download the 25 judged CSVs at the pinned commit into `dest` (default: the kit cache), verifying each sha256."""
     dest = Path(dest) if dest else cache_path()
@@ -102,7 +85,8 @@ def fetch_reference(dest: str | os.PathLike | None = None, base_url: str | None 
         path = dest / name
         if not force and path.is_file() and sha256_of(path.read_bytes()) == digest:
             continue
-        data = _get(f"{base_url}/{name}")
+        data = get_bytes(f"{base_url}/{name}", ReferenceDownloadError,
+                         "check your connection and call fetch_reference() again")
         got = sha256_of(data)
         if got != digest:
             raise ReferenceHashError(f"{name} from {base_url} has sha256 {got}, expected {digest} (commit {COMMIT}); "
