@@ -35,6 +35,11 @@ def proportion_ci(k: int, n: int, method: str = "wilson", level: float = LEVEL) 
     return [float(ci.low), float(ci.high)]
 
 
+def bootstrap_means(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """`n_boot` means of `x` resampled with replacement (rows)."""
+    return x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+
+
 def bootstrap_mean_ci(x, n_boot: int, rng: np.random.Generator, level: float = LEVEL) -> list[float]:
     """Percentile-bootstrap interval of a mean, resampling rows (NaN when empty, a point when n_boot is 0)."""
     x = np.asarray(x, dtype=float)
@@ -42,8 +47,7 @@ def bootstrap_mean_ci(x, n_boot: int, rng: np.random.Generator, level: float = L
         return [math.nan, math.nan]
     if n_boot <= 0 or len(x) == 1:
         return [float(x.mean())] * 2
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    return _percentiles(means, level)
+    return _percentiles(bootstrap_means(x, n_boot, rng), level)
 
 
 def clustered_bootstrap_ci(x, clusters, n_boot: int, rng: np.random.Generator, level: float = LEVEL) -> list[float]:

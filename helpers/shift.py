@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.analysis import EMThresholds, em_flags, load_judged
+from helpers.intervals import bootstrap_means
 from helpers.runs import atomic_write_text, run_dir
 
 OUTSIDE = "outside the domain"  # the pooled row of every set that is not in-domain
@@ -42,8 +43,7 @@ def diff_interval(finetuned: np.ndarray, base: np.ndarray, n_boot: int = 2000, s
     if not len(base) or not len(finetuned):
         return out | {k: math.nan for k in SHIFT_COLUMNS[2:11]} | {"clear": False}
     rng = np.random.default_rng(seed)
-    b = base[rng.integers(0, len(base), size=(n_boot, len(base)))].mean(axis=1)
-    f = finetuned[rng.integers(0, len(finetuned), size=(n_boot, len(finetuned)))].mean(axis=1)
+    b, f = bootstrap_means(base, n_boot, rng), bootstrap_means(finetuned, n_boot, rng)
     d = f - b
     lo, hi = np.percentile(d, [2.5, 97.5])
     out |= {"base": base.mean(), "base_lo": np.percentile(b, 2.5), "base_hi": np.percentile(b, 97.5),
