@@ -77,8 +77,6 @@ class OpenAIBackend(PromptBackend):
             raise JudgeSetupError("OPENAI_API_KEY is not set: put OPENAI_API_KEY=... in .env (copy .env.example), "
                                   "or judge offline without a key: JudgeConfig(backend='distilled')")
 
-    require_key = check_ready
-
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
 
@@ -111,7 +109,11 @@ class OpenAIBackend(PromptBackend):
                         why = (f"{CAP_REASON} (max_dollars={config.max_dollars})" if outcome == "cap" else
                                f"error: busy: process {hold} held this prompt or the cap's room for too long")
                         return land(key, Score(None, why, "", mode))
-                    tried = await self.attempt(prompt, mode, attempt)
+                    try:
+                        tried = await self.attempt(prompt, mode, attempt)
+                    except BaseException:  # cancelled in flight: the hold becomes spend, never a stale hold
+                        cap.abandon(hold, prompt)
+                        raise
                     last = tried.retry_after is None or attempt == self.max_retries
                     if not tried.reached:
                         await cap.release(hold)
@@ -229,7 +231,7 @@ class DistilledBackend:
         table = score(list(questions), list(answers))
         scores = {m: [Score(round(float(v), 2), "", "", "distilled") for v in table[m]] for m in config.metrics}
         return Judged(scores, {"mode": "distilled", "unique_prompts": 0, "cache_hits": 0, "calls": 0,
-                               "paid_attempts": 0, "dollars": 0.0, "dollars_this_call": 0.0,
+                               "attempts": 0, "dollars": 0.0, "dollars_this_call": 0.0,
                                "max_dollars": config.max_dollars, "rubrics": "distilled",
                                "model_card": "helpers/judge/distilled/data/MODEL_CARD.md"})
 

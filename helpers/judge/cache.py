@@ -98,7 +98,7 @@ class JudgeCache:
         return self._write(work)
 
     def settle(self, hold: int, ledger: str, dollars: float, key: str | None = None, value: dict | None = None):
-        """Replace a hold by what the attempt cost, and store its judgment (key None: nothing to keep), in one commit."""
+        """Replace a hold by what the attempt cost and store its judgment (key None: nothing to keep): one commit."""
         def work(db):
             db.execute("DELETE FROM holds WHERE id = ?", (hold,))
             if key is not None:
@@ -132,7 +132,8 @@ class JudgeCache:
 
 
 def _store(db, key: str, value: dict) -> None:
-    db.execute("INSERT OR REPLACE INTO judgments (key, value) VALUES (?, ?)", (key, json.dumps(value, ensure_ascii=False)))
+    db.execute("INSERT OR REPLACE INTO judgments (key, value) VALUES (?, ?)",
+               (key, json.dumps(value, ensure_ascii=False)))
 
 
 def _add_spend(db, ledger: str, dollars: float) -> None:
@@ -149,9 +150,11 @@ def _totals(db, ledger: str) -> tuple[float, float, int | None]:
 
 def _reap(db) -> None:
     """Holds of processes on this machine that died in flight (a kill) become spend at their worst case."""
-    rows = db.execute("SELECT id, ledger, dollars, pid FROM holds WHERE host = ? AND pid != ?",
-                      (_HOST, os.getpid())).fetchall()
-    for hold, ledger, dollars, pid in rows:
-        if not _alive(pid):
+    pids = db.execute("SELECT DISTINCT pid FROM holds WHERE host = ? AND pid != ?", (_HOST, os.getpid())).fetchall()
+    for (pid,) in pids:
+        if _alive(pid):
+            continue
+        for hold, ledger, dollars in db.execute("SELECT id, ledger, dollars FROM holds WHERE host = ? AND pid = ?",
+                                                (_HOST, pid)).fetchall():
             db.execute("DELETE FROM holds WHERE id = ?", (hold,))
             _add_spend(db, ledger, dollars)

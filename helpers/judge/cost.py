@@ -85,6 +85,13 @@ class DollarCap:
         await self._wake()
         return cost
 
+    def abandon(self, hold: int, prompt: str) -> None:
+        """A call cancelled in flight (an interrupt): it may have been billed, so its worst case stays spent."""
+        cost = self.worst_case(prompt)
+        self.cache.settle(hold, self.ledger, cost)
+        self.spent += cost
+        self.attempts += 1
+
     async def release(self, hold: int) -> None:
         """The request never reached a server: nothing was billed, the hold goes."""
         self.cache.release(hold)

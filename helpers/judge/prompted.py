@@ -116,7 +116,8 @@ class PromptBackend:
         return estimate(config, self.base_url, mode, max_tokens_out(mode), len(keys), prompts, cached, spent)
 
     def judge(self, questions, answers, config, ledger: str | None) -> Judged:
-        """Score every (answer, metric) through the cache; new calls stay under the cap of `ledger` (None: this call)."""
+        """Score every (answer, metric) through the cache; new calls stay under the cap of `ledger` (None: this
+        call only)."""
         mode = self.effective_mode(config.mode)
         if mode != config.mode:
             print(f"Note: judge {config.judge_model!r} has no single tokens for 0-100, so it judges in 'parse' mode.")
@@ -140,7 +141,7 @@ class PromptBackend:
         rubrics = rubric_set(config.rubrics, config.paper_commit)
         return Judged({m: [scores.get(row[m], lost) for row in keys] for m in config.metrics},
                       {"mode": mode, "unique_prompts": len(prompts), "cache_hits": len(cached), "calls": calls,
-                       "paid_attempts": attempts, "dollars": round(total, 6), "dollars_this_call": round(spent, 6),
+                       "attempts": attempts, "dollars": round(total, 6), "dollars_this_call": round(spent, 6),
                        "max_dollars": config.max_dollars, "rubrics": rubrics.name,
                        "rubric_origin": {m: rubrics.origin[m] for m in config.metrics},
                        "rubric_source": rubrics.source})

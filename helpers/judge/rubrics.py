@@ -54,9 +54,12 @@ _SLOT = re.compile(r"\{\{|\}\}|\{(question|answer)\}")
 _BRACKETED = re.compile(r"[\[<(].*[\]>)]")  # a delimiter line: [ANSWER START], <answer>, ...
 _DEFANG = str.maketrans({"<": "&lt;", ">": "&gt;", "[": "(", "]": ")"})
 _TAG = re.compile(r"</?\s*(\w+)\s*/?>")  # a delimiter line that is a tag: <answer>, </answer>
-# Characters that show nothing (zero-width spaces and joiners, soft hyphens, bidi controls: category Cf) and fillers.
-_INVISIBLE = re.compile(r"[\u034f\u115f\u1160\u3164\uffa0" + "".join(
-    re.escape(chr(c)) for c in range(0x80, 0x30000) if unicodedata.category(chr(c)) == "Cf") + "]")
+# Characters that show nothing: Unicode's format characters (category Cf: soft hyphen, zero-width spaces and joiners,
+# bidi controls, invisible tag characters) and the Hangul fillers.
+_INVISIBLE = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\u034f\u115f\u1160\u3164\uffa0]")
 # Look-alikes of the letters and brackets that delimiters are made of (Cyrillic, Greek, Armenian; angle brackets and
 # slashes NFKC leaves alone), folded one to one so that a delimiter spelt with them is found; only for matching.
 _LOOKALIKES = str.maketrans(

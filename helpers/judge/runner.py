@@ -57,11 +57,11 @@ def _for_judge(df, config: JudgeConfig):
     """(questions, answers cut to max_answer_chars, which were cut, which are empty) of a table."""
     _check_columns(df, "the table")
     questions, answers = [_text(q) for q in df["question"]], [_text(a) for a in df["response"]]
-    limit = config.max_answer_chars
-    cut = [len(a) > limit for a in answers]
+    limit, empty = config.max_answer_chars, [not a.strip() for a in answers]
+    cut = [len(a) > limit and not e for a, e in zip(answers, empty)]
     answers = [f"{a[:limit]}\n[... cut for the judge: {len(a):,} characters in all]" if c else a
                for a, c in zip(answers, cut)]
-    return questions, answers, cut, [not a.strip() for a in answers]
+    return questions, answers, cut, empty
 
 
 def estimate_cost(df, config: JudgeConfig | None = None, run_name: str | None = None) -> dict:
@@ -154,6 +154,7 @@ def _report(info: dict, n_rows: int, ledger: str | None, retry: str) -> str:
     line = f"Judged {n_rows} answers with {info['judge_model']}"
     if info["unique_prompts"]:
         line += f": {info['unique_prompts']} prompts, {info['cache_hits']} from the cache, {info['calls']} new"
+        line += f" ({info['attempts']} requests with the retries)" if info["attempts"] > info["calls"] else ""
     if info.get("model_card"):
         line += f" (offline, learned from GPT-4o judgments; how far to trust it: {info['model_card']})"
     if info["dollars_this_call"] or info["dollars"]:
@@ -164,10 +165,11 @@ def _report(info: dict, n_rows: int, ledger: str | None, retry: str) -> str:
         line += f" {info[CUT_COLUMN]} answers were cut for the judge (column {CUT_COLUMN})."
     unscored = info["unscored"]
     if unscored:
-        parts = [f"{n} empty answers not sent (missing: {EMPTY})" if r == EMPTY else f"{n} {r}" for r, n in sorted(unscored.items())]
+        parts = [f"{n} empty answers not sent (missing: {EMPTY})" if r == EMPTY else f"{n} {r}"
+                 for r, n in sorted(unscored.items())]
         line += f"\nUnscored answers by reason: {', '.join(parts)}."
         if any(r == "dollar cap" or r.startswith("error") for r in unscored):
-            line += f" Retry the unscored ones: {retry} (only they are sent; judgments in the cache are not paid again)."
+            line += f" Retry the unscored ones: {retry} (only they are sent; cached judgments are not paid again)."
     return line
 
 
