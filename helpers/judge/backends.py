@@ -4,11 +4,10 @@ local transformers model, or the offline distilled judge."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import random
-import dataclasses
-from dataclasses import dataclass
 
 from helpers.env import load_env
 from helpers.judge.prompted import CAP_REASON, INTERRUPTED, PARSE_MAX_TOKENS, Judged, PromptBackend
@@ -32,7 +31,7 @@ def _error(exc: BaseException, secret: str | None) -> str:
     return f"error: {type(exc).__name__}: {msg[:300]}"
 
 
-@dataclass
+@dataclasses.dataclass
 class Attempt:
     """One request: its score, the usage it was billed (None: not reported, counted at the worst case), whether it
     reached a server at all, and for a transient failure the seconds to wait before the next attempt."""

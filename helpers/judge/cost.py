@@ -72,7 +72,7 @@ class DollarCap:
                 return "busy", value
             async with self._room:  # woken by a call of this process, or polls for the others
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._room.wait(), 0.05)
+                    await asyncio.wait_for(self._room.wait(), 0.2)
 
     async def settle(self, hold: int, prompt: str, tokens_in: int | None, tokens_out: int | None,
                      key: str | None = None, value: dict | None = None) -> float:
