@@ -71,7 +71,7 @@ def test_parse_mode_reads_the_reply_text(server, tmp_path):
     assert "logprobs" not in server.bodies[0] and server.bodies[0]["max_tokens"] == 8
 
 
-def test_sdk_retries_429_500_and_timeouts(server, tmp_path):
+def test_429_500_and_timeouts_are_retried(server, tmp_path):
     server.timeout_sleep = 2.5
     server.add_rule("RATE", fault="429", times=2)
     server.add_rule("BROKEN", fault="500", times=1)

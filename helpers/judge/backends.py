@@ -103,7 +103,7 @@ class OpenAIBackend(PromptBackend):
                         return land(key, Score(None, down["why"] or INTERRUPTED, "", mode))
                     outcome, hold = await cap.reserve(key, prompt)
                     if outcome == "hit":  # another process judged it meanwhile
-                        return land(key, Score(**hold), stored=True)
+                        return land(key, Score(**hold), stored=True, hit=True)
                     if outcome != "held":
                         why = (f"{CAP_REASON} (max_dollars={config.max_dollars})" if outcome == "cap" else
                                f"error: busy: process {hold} held this prompt or the cap's room for too long")

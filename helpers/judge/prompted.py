@@ -131,23 +131,25 @@ class PromptBackend:
                 f"{earlier} above max_dollars=${config.max_dollars}: raise max_dollars, judge fewer rows (limit) "
                 "or fewer metrics")
         todo = {k: p for k, p in prompts.items() if k not in cached}
-        fresh, attempts, spent, total = {}, 0, 0.0, spent_before
+        fresh, hits, attempts, spent, total = {}, set(), 0, 0.0, spent_before
         if todo:
             self.check_ready()
-            fresh, attempts, spent, total = self._call(todo, mode, config, ledger)
+            fresh, hits, attempts, spent, total = self._call(todo, mode, config, ledger)
         scores = {**cached, **fresh}
         lost = Score(None, "error: not judged", "", mode)
-        calls = sum(not s.missing.startswith((CAP_REASON, INTERRUPTED)) for s in fresh.values())
+        skipped = (CAP_REASON, INTERRUPTED)
+        calls = sum(k not in hits and not s.missing.startswith(skipped) for k, s in fresh.items())
         rubrics = rubric_set(config.rubrics, config.paper_commit)
         return Judged({m: [scores.get(row[m], lost) for row in keys] for m in config.metrics},
-                      {"mode": mode, "unique_prompts": len(prompts), "cache_hits": len(cached), "calls": calls,
+                      {"mode": mode, "unique_prompts": len(prompts), "cache_hits": len(cached) + len(hits), "calls": calls,
                        "attempts": attempts, "dollars": round(total, 6), "dollars_this_call": round(spent, 6),
                        "max_dollars": config.max_dollars, "rubrics": rubrics.name,
                        "rubric_origin": {m: rubrics.origin[m] for m in config.metrics},
                        "rubric_source": rubrics.source})
 
     def _call(self, todo: dict, mode: str, config, ledger: str | None):
-        """(scores of the calls, attempts paid, their dollars, the ledger's total) for the prompts not cached."""
+        """(scores of the prompts not cached, those another process judged meanwhile, attempts that reached a server,
+        their dollars, the ledger's total)."""
         from tqdm.auto import tqdm
 
         cache = JudgeCache(cache_path(config))
@@ -155,21 +157,25 @@ class PromptBackend:
         cap = DollarCap(cache, name, config.max_dollars, self.price(config)[:2], max_tokens_out(mode),
                         wait_s=config.timeout * (config.max_retries + 1) + 60)
         results: dict[str, Score] = {}
+        hits: set[str] = set()
         try:
             with tqdm(total=len(todo), desc="judging", disable=not config.progress) as bar:
-                def land(key: str, score: Score, stored: bool = False) -> None:
+                def land(key: str, score: Score, stored: bool = False, hit: bool = False) -> None:
                     if not stored and not score.missing.startswith("error"):
                         cache.put(key, dataclasses.asdict(score))
                     results[key] = score
+                    if hit:
+                        hits.add(key)
                     bar.update(1)
 
                 run_blocking(lambda stop: self.run_calls(todo, mode, config, cap, stop, land))
-            return results, cap.attempts, cap.spent, cap.total
+            return results, hits, cap.attempts, cap.spent, cap.total
         finally:
             if ledger is None:
                 cache.forget(name)
             cache.close()
 
     async def run_calls(self, todo: dict, mode: str, config, cap: DollarCap, stop: threading.Event, land) -> None:
-        """Judge every prompt of `todo` ({key: prompt}); `land(key, score, stored)` records each result."""
+        """Judge every prompt of `todo` ({key: prompt}); `land(key, score, stored, hit)` records each result (stored:
+        already in the cache; hit: another process judged it)."""
         raise NotImplementedError
