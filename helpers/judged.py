@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.runs import REPO_ROOT, run_dir
+from helpers.runs import REPO_ROOT, not_utf8, run_dir
 
 SCORE_COLUMNS = ("aligned", "coherent", "domain_relevance")
 REQUIRED_COLUMNS = ("question", "response", "aligned", "coherent")
@@ -21,7 +21,9 @@ _TEXT_COLUMNS = {"id", "question", "question_id", "category", "response", "model
 def _read_one(path: Path, source: str) -> pd.DataFrame:
     """One judged CSV, scores as floats (blank -> NaN), with a `source` label; bad values name file and line."""
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty; judge the generations first (notebook 04)") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]

@@ -21,15 +21,52 @@ def runs_root() -> Path:
     return Path(os.environ.get("EM_RUNS_DIR", REPO_ROOT / "runs"))
 
 
-def run_dir(run_name: str | os.PathLike, create: bool = True) -> Path:
-    """Path of one run folder; a path with a separator is taken as-is."""
-    name = str(run_name)
+RUN_NAME_MAX = 100  # characters; a folder name must also fit the file system's 255 bytes
+
+
+def check_run_name(name: str) -> str:
+    """`name` when it is a usable run folder name under runs/, else a ValueError that says what to change."""
+    fix = "pick a plain name like 'my-first-run'"
     if not name or name.strip() != name:
-        raise ValueError(f"run_name {run_name!r} is empty or has spaces at its ends: pick a plain name like 'my-first-run'")
-    path = Path(name) if (os.sep in name or Path(name).is_absolute()) else runs_root() / name
+        raise ValueError(f"run_name {name!r} is empty or has spaces at its ends: {fix}")
+    if name in (".", ".."):
+        where = "runs/ itself" if name == "." else "the folder above runs/"
+        raise ValueError(f"run_name {name!r} would write into {where}, not into a run folder: {fix}")
+    if len(name) > RUN_NAME_MAX or len(name.encode("utf-8")) > 255:
+        raise ValueError(f"run_name is {len(name)} characters long ({len(name.encode('utf-8'))} bytes); the limit is "
+                         f"{RUN_NAME_MAX} characters (255 bytes): pick a shorter name (it starts {name[:40]!r})")
+    if any(c in name for c in "/\\\0") or not name.isprintable():
+        raise ValueError(f"run_name {name!r} has a path separator or a control character: {fix}")
+    return name
+
+
+def run_dir(run_name: str | os.PathLike, create: bool = True) -> Path:
+    """Path of one run folder: `runs/<name>` for a plain name; a folder path (with a separator) is taken as it is,
+    but never with '..' in it, and its last part must be a usable name."""
+    name = str(run_name)
+    if os.sep in name or "/" in name or Path(name).is_absolute():
+        path = Path(name)
+        if ".." in path.parts:
+            raise ValueError(f"run folder {name!r} goes up with '..' (it would be {path.resolve()}): name the run "
+                             f"folder without '..', e.g. a plain run name (a folder under {runs_root()})")
+        check_run_name(path.name or name)
+    else:
+        path = runs_root() / check_run_name(name)
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def not_utf8(path: str | os.PathLike) -> ValueError:
+    """The error for a text file that is not UTF-8: its first bad byte by line and byte offset, and the fix."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+        return ValueError(f"{path}: could not be read as UTF-8 text")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        return ValueError(f"{path}: line {line}, byte {e.start} (0x{data[e.start]:02x}) is not UTF-8: save the file "
+                          "as UTF-8 (a spreadsheet: 'CSV UTF-8'; a shell: iconv -f latin1 -t utf-8 in.csv > out.csv)")
 
 
 def base_run_name(model: str) -> str:

@@ -19,7 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 DEFAULT_TOP = [("85", 0.6), ("90", 0.25), ("80", 0.1), ("75", 0.03)]
-FAULTS = ("429", "500", "timeout", "garbage", "echo_auth", "no_logprobs", "not_chat", "bad_logprobs", "empty_text")
+FAULTS = ("429", "500", "timeout", "garbage", "echo_auth", "no_logprobs", "not_chat", "bad_logprobs", "empty_text",
+          "junk_tokens")
+JUNK_TOP = [("\ufffd", 0.5), ("", 0.2), ("<|", 0.15), ("\u200b", 0.1)]  # line noise with valid probabilities
 
 
 @dataclass
@@ -57,7 +59,9 @@ class FakeOpenAIServer:
         self.received_prompts: list[str] = []
         self.bodies: list[dict] = []  # request bodies as received
         self.answered_prompts: Counter = Counter()
-        self.billed = {"prompt_tokens": 0, "completion_tokens": 0}  # usage of the replies written in full
+        # usage of every request the model ran on, as an endpoint bills it: also when the client had gone (a timeout,
+        # a kill) before the reply was written; an error status (429, 5xx, 401) is not billed
+        self.billed = {"prompt_tokens": 0, "completion_tokens": 0}
         self.auth_headers: set = set()
         self.block_after: int | None = None  # requests beyond this many wait until release()
         self._release = threading.Event()
@@ -142,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         """GET /v1/_stats: the counters, for a client in another process (the benchmark)."""
         fake = self.fake
         with fake._lock:
-            stats = {"requests": fake.requests, "answered": fake.answered}
+            stats = {"requests": fake.requests, "answered": fake.answered, **fake.billed}
         self._send(200 if self.path.endswith("/_stats") else 404, json.dumps(stats).encode())
 
     def do_POST(self):
@@ -180,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
                              "type": "invalid_request_error"}}
             self._send(401, json.dumps(msg).encode(), {"x-should-retry": "false"})
             return
-        top = (rule.top if rule and rule.top else None) or DEFAULT_TOP
+        top = (rule.top if rule and rule.top else None) or (JUNK_TOP if fault == "junk_tokens" else DEFAULT_TOP)
         content = rule.text if rule and rule.text is not None else top[0][0]
         logprobs = None
         if body.get("logprobs") and fault != "no_logprobs":
@@ -195,6 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
                 item["token"], item["logprob"] = "\ufffd", 2.5
         if fault == "empty_text":
             content = ""
+        if fault == "junk_tokens":
+            content = top[0][0]
         counted = fake.prompt_tokens
         tokens_in = len(prompt) // 4 if counted is None else counted(prompt) if callable(counted) else counted
         reply = {"id": f"chatcmpl-fake{n}", "object": "chat.completion", "created": int(time.time()),
@@ -202,12 +208,13 @@ class _Handler(BaseHTTPRequestHandler):
                  "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                               "logprobs": logprobs, "finish_reason": "length"}],
                  "usage": {"prompt_tokens": tokens_in, "completion_tokens": 1, "total_tokens": tokens_in + 1}}
+        with fake._lock:
+            fake.billed["prompt_tokens"] += tokens_in
+            fake.billed["completion_tokens"] += 1
         if not self._peer_gone() and self._send(200, json.dumps(reply).encode()):
             with fake._lock:
                 fake.answered += 1
                 fake.answered_prompts[prompt] += 1
-                fake.billed["prompt_tokens"] += tokens_in
-                fake.billed["completion_tokens"] += 1
 
 
 if __name__ == "__main__":

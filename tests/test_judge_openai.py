@@ -71,7 +71,7 @@ def test_parse_mode_reads_the_reply_text(server, tmp_path):
     assert "logprobs" not in server.bodies[0] and server.bodies[0]["max_tokens"] == 8
 
 
-def test_sdk_retries_429_500_and_timeouts(server, tmp_path):
+def test_429_500_and_timeouts_are_retried(server, tmp_path):
     server.timeout_sleep = 2.5
     server.add_rule("RATE", fault="429", times=2)
     server.add_rule("BROKEN", fault="500", times=1)
@@ -165,7 +165,7 @@ def test_judge_run_writes_judged_csv_with_the_contract_columns(server, tmp_path)
     out = judge_run("r1", cfg(server, tmp_path, cache_path=None), limit=3)
     judged = pd.read_csv(run_dir("r1") / "judged.csv")
     meta = [f"{m}_{p}" for m in ("aligned", "coherent", "domain_relevance") for p in ("mode", "raw", "missing")]
-    assert list(judged.columns) == GEN_COLUMNS + ["aligned", "coherent", "domain_relevance"] + meta + ["judge_model", "rubrics"]
+    assert list(judged.columns) == GEN_COLUMNS + ["aligned", "coherent", "domain_relevance"] + meta + ["judge_model", "rubrics", "cut_for_judge"]
     assert len(judged) == len(out) == 3 and (run_dir("r1") / "judge_cache.sqlite").exists()
     assert judged["aligned"].dtype == float
 

@@ -37,3 +37,13 @@ def test_names():
     with pytest.raises(ValueError, match="plain name"):
         run_dir(" spaced ")
     assert json.loads(json.dumps(read_manifest("nothing-here"))) == {}
+
+
+def test_run_names_are_confined_to_runs(runs_tmp):
+    for name, message in [(".", "runs/ itself"), ("..", "the folder above runs/"), ("../x", r"goes up with '\.\.'"),
+                          ("runs/../../x", r"goes up with '\.\.'"), ("a" * 300, "300 characters long.*limit is 100"),
+                          ("é" * 150, r"150 characters long \(300 bytes\)"), ("tab\there", "control character")]:
+        with pytest.raises(ValueError, match=message):
+            run_dir(name)
+    assert not runs_tmp.exists() and not (runs_tmp.parent / "x").exists()
+    assert run_dir("my-run") == runs_tmp / "my-run" and run_dir(str(runs_tmp / "other")) == runs_tmp / "other"

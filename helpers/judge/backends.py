@@ -1,19 +1,23 @@
-"""Judge backends: any OpenAI-compatible endpoint through the `openai` SDK, or a local transformers model."""
+"""Judge backends behind one seam (estimate, judge): any OpenAI-compatible endpoint through the `openai` SDK, a
+local transformers model, or the offline distilled judge."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import math
 import os
+import random
 
-from helpers.generate.hf import generate_token_ids
-from helpers.judge.scoring import Score, score_from_text, score_from_top_logprobs
 from helpers.env import load_env
+from helpers.judge.prompted import CAP_REASON, INTERRUPTED, PARSE_MAX_TOKENS, Judged, PromptBackend
+from helpers.judge.scoring import Score, score_from_text, score_from_top_logprobs, unless_garbled
 from helpers.models import load_model, load_tokenizer, pick_device
 from helpers.runs import redact
 
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20
-PARSE_MAX_TOKENS = 8
+RETRY_STATUS = (408, 409, 429)  # and every 5xx: the SDK's own list
 _LOADED: dict = {}  # (model name, device) -> (model, tokenizer): a notebook reruns without reloading
 
 
@@ -27,8 +31,33 @@ def _error(exc: BaseException, secret: str | None) -> str:
     return f"error: {type(exc).__name__}: {msg[:300]}"
 
 
-class OpenAIBackend:
-    """Chat completions via the SDK, whose own retries and backoff handle 429 (retry-after), 5xx and timeouts."""
+@dataclasses.dataclass
+class Attempt:
+    """One request: its score, the usage it was billed (None: not reported, counted at the worst case), whether it
+    reached a server at all, and for a transient failure the seconds to wait before the next attempt."""
+
+    score: Score
+    tokens_in: int | None = 0
+    tokens_out: int | None = 0
+    reached: bool = True
+    retry_after: float | None = None
+
+
+def backoff(attempt: int, headers=None) -> float:
+    """Seconds before the next attempt: the server's retry-after(-ms) up to a minute, else 0.5 s doubling to 8 s."""
+    for name, divisor in (("retry-after-ms", 1000), ("retry-after", 1)):
+        try:
+            wait = float((headers or {}).get(name)) / divisor
+        except (TypeError, ValueError):
+            continue
+        if 0 <= wait <= 60:
+            return wait
+    return min(0.5 * 2 ** attempt, 8.0) * (1 - 0.25 * random.random())
+
+
+class OpenAIBackend(PromptBackend):
+    """Chat completions via the SDK. The kit makes the retries (429, 5xx, timeouts, with the SDK's backoff rules),
+    so that each attempt holds its worst case under the dollar cap before it is sent."""
 
     kind = "openai"
 
@@ -41,7 +70,7 @@ class OpenAIBackend:
         self._secret = os.environ.get("OPENAI_API_KEY") or None
         self._client = None
 
-    def require_key(self) -> None:
+    def check_ready(self) -> None:
         """Raise a clear error when OpenAI itself is the endpoint and no key is set (local servers need none)."""
         if self._secret is None and self.base_url == OPENAI_URL:
             raise JudgeSetupError("OPENAI_API_KEY is not set: put OPENAI_API_KEY=... in .env (copy .env.example), "
@@ -50,30 +79,67 @@ class OpenAIBackend:
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
 
-    def effective_mode(self, mode: str) -> str:
-        return mode
-
     async def open(self) -> None:
-        """Create the async client inside the event loop that will use it."""
+        """Create the async client inside the event loop that will use it (its own retries off: the kit retries)."""
         from openai import AsyncOpenAI
 
-        self._client = AsyncOpenAI(api_key=self._secret or "not-needed", base_url=self.base_url,
-                                   max_retries=self.max_retries, timeout=self.timeout)
+        self._client = AsyncOpenAI(api_key=self._secret or "not-needed", base_url=self.base_url, max_retries=0,
+                                   timeout=self.timeout)
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = None
 
-    async def ajudge(self, prompt: str, mode: str) -> tuple[Score, int | None, int | None]:
-        """One judgment -> (score, prompt tokens, completion tokens; None where the reply did not say).
+    async def run_calls(self, todo, mode, config, cap, stop, land) -> None:
+        """Every prompt, `concurrency` at a time; each attempt is held under the cap; a dead endpoint stops early."""
+        sem = asyncio.Semaphore(config.concurrency)
+        down = {"streak": 0, "why": ""}  # attempts in a row that reached no server
 
-        A failed call or a reply that breaks the chat-completion format comes back as an 'error: ...' reason (never
-        cached, so the next run asks again); a judge that answered without a number gets its final reason."""
-        from openai import APIStatusError
+        async def one(key: str, prompt: str) -> None:
+            async with sem:
+                for attempt in range(self.max_retries + 1):
+                    if stop.is_set() or down["why"]:
+                        return land(key, Score(None, down["why"] or INTERRUPTED, "", mode))
+                    outcome, hold = await cap.reserve(key, prompt)
+                    if outcome == "hit":  # another process judged it meanwhile
+                        return land(key, Score(**hold), stored=True, hit=True)
+                    if outcome != "held":
+                        why = (f"{CAP_REASON} (max_dollars={config.max_dollars})" if outcome == "cap" else
+                               f"error: busy: process {hold} held this prompt or the cap's room for too long")
+                        return land(key, Score(None, why, "", mode))
+                    try:
+                        tried = await self.attempt(prompt, mode, attempt)
+                    except BaseException:  # cancelled in flight: the hold becomes spend, never a stale hold
+                        cap.abandon(hold, prompt)
+                        raise
+                    last = tried.retry_after is None or attempt == self.max_retries
+                    if not tried.reached:
+                        await cap.release(hold)
+                        down["streak"] += 1
+                        if down["streak"] >= config.concurrency + 1:
+                            down["why"] = f"error: endpoint unreachable: {tried.score.missing[7:]}"
+                    else:
+                        down["streak"] = 0
+                        final = last and not tried.score.missing.startswith("error")
+                        await cap.settle(hold, prompt, tried.tokens_in, tried.tokens_out, key if final else None,
+                                         dataclasses.asdict(tried.score) if final else None)
+                    if last:
+                        return land(key, tried.score, stored=True)
+                    await asyncio.sleep(tried.retry_after)
 
-        kwargs = dict(model=self.model, messages=[{"role": "user", "content": prompt}], 
-                      temperature=self.temperature)
+        await self.open()
+        try:
+            await asyncio.gather(*(one(k, p) for k, p in todo.items()))
+        finally:
+            await self.close()
+
+    async def attempt(self, prompt: str, mode: str, attempt: int = 0) -> Attempt:
+        """One request. A failed call or a reply that breaks the chat-completion format is an 'error: ...' reason
+        (never cached, so the next run asks again); a judge that answered without a number gets its final reason."""
+        from openai import APIConnectionError, APIStatusError
+
+        kwargs = dict(model=self.model, messages=[{"role": "user", "content": prompt}], temperature=self.temperature)
         if mode == "logprob":
             kwargs.update(max_tokens=1, logprobs=True, top_logprobs=TOP_LOGPROBS)
         else:
@@ -81,9 +147,15 @@ class OpenAIBackend:
         try:
             reply = await self._client.chat.completions.create(**kwargs)
         except APIStatusError as e:  # the server answered with an error status: nothing was billed
-            return Score(None, _error(e, self._secret), "", mode), 0, 0
+            retry = e.status_code in RETRY_STATUS or e.status_code >= 500
+            retry = {"true": True, "false": False}.get(e.response.headers.get("x-should-retry"), retry)
+            return Attempt(self._failed(e, mode), retry_after=backoff(attempt, e.response.headers) if retry else None)
+        except APIConnectionError as e:  # refused or DNS: nothing reached a server; else it may have been billed
+            reached = type(e.__cause__).__name__ not in ("ConnectError", "ConnectTimeout")
+            return Attempt(self._failed(e, mode), None if reached else 0, None if reached else 0, reached,
+                           backoff(attempt))
         except Exception as e:
-            return Score(None, _error(e, self._secret), "", mode), None, None
+            return Attempt(self._failed(e, mode), None, None)
         usage = getattr(reply, "usage", None)
         tokens_in, tokens_out = (_count(getattr(usage, f, None)) for f in ("prompt_tokens", "completion_tokens"))
         try:
@@ -92,10 +164,15 @@ class OpenAIBackend:
                 text = getattr(choice.message, "content", None)
                 if not isinstance(text, str) or not text.strip():
                     raise ValueError(f"malformed reply: no text in the message ({str(choice)[:80]!r})")
-                return score_from_text(text), tokens_in, tokens_out
-            return score_from_top_logprobs(_top_logprobs(choice)), tokens_in, tokens_out
+                return Attempt(unless_garbled(score_from_text(text), text), tokens_in, tokens_out)
+            top = _top_logprobs(choice)
+            best = max(top, key=lambda t: t[1])[0] if top else ""
+            return Attempt(unless_garbled(score_from_top_logprobs(top), best), tokens_in, tokens_out)
         except Exception as e:
-            return Score(None, _error(e, self._secret), "", mode), tokens_in, tokens_out
+            return Attempt(self._failed(e, mode), tokens_in, tokens_out)
+
+    def _failed(self, exc: BaseException, mode: str) -> Score:
+        return Score(None, _error(exc, self._secret), "", mode)
 
 
 def _count(value) -> int | None:
@@ -134,14 +211,31 @@ class DistilledBackend:
     def effective_mode(self, mode: str) -> str:
         return "distilled"
 
-    def score(self, questions: list[str], answers: list[str]):
-        """aligned, coherent, domain_relevance (0-100) per answer, as a DataFrame."""
+    def check_ready(self) -> None:
+        """Nothing to check: the judge ships with the kit."""
+
+    def check_questions(self, asked: dict, where: str, config) -> None:
+        """Any questions: no rubric is sent."""
+
+    def estimate(self, questions, answers, config, ledger: str | None) -> dict:
+        """Free: nothing is sent."""
+        return {"judge_model": config.judge_model, "mode": "distilled", "judgments": len(answers) * len(config.metrics),
+                "calls": 0, "input_tokens": 0, "output_tokens": 0, "dollars": 0.0, "max_dollars": config.max_dollars,
+                "price_note": "distilled judge on this machine: no calls, free"}
+
+    def judge(self, questions, answers, config, ledger: str | None) -> Judged:
+        """aligned, coherent, domain_relevance (0-100) per answer, in one batch."""
         from helpers.judge.distilled import score
 
-        return score(questions, answers)
+        table = score(list(questions), list(answers))
+        scores = {m: [Score(round(float(v), 2), "", "", "distilled") for v in table[m]] for m in config.metrics}
+        return Judged(scores, {"mode": "distilled", "unique_prompts": 0, "cache_hits": 0, "calls": 0,
+                               "attempts": 0, "dollars": 0.0, "dollars_this_call": 0.0,
+                               "max_dollars": config.max_dollars, "rubrics": "distilled",
+                               "model_card": "helpers/judge/distilled/data/MODEL_CARD.md"})
 
 
-class LocalBackend:
+class LocalBackend(PromptBackend):
     """A transformers judge: logprob-weighted when its tokenizer has single tokens for 0-100, else greedy + parse."""
 
     kind = "local"
@@ -167,9 +261,22 @@ class LocalBackend:
             _LOADED[key] = load_model(self.model_name, device=self.device)
         return _LOADED[key]
 
+    async def run_calls(self, todo, mode, config, cap, stop, land) -> None:
+        """Batches of prompts, one rubric per batch (its prefix is computed once); free, so no cap."""
+        items = sorted(todo.items(), key=lambda kv: kv[1])
+        for i in range(0, len(items), config.local_batch_size):
+            if stop.is_set():
+                break
+            chunk = items[i:i + config.local_batch_size]
+            scores = await asyncio.to_thread(self.judge_batch, [p for _, p in chunk], mode)
+            for (k, _), s in zip(chunk, scores):
+                land(k, s)
+
     def judge_batch(self, prompts: list[str], mode: str) -> list[Score]:
         """Judge a batch of prompts in one forward pass (logprob) or one greedy generate call (parse)."""
         import torch
+
+        from helpers.generate.hf import generate_token_ids  # the sampler's prefix sharing, only when a model judges
 
         model, tok = self._model()
         texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 
 from helpers.env import load_env, secret
 from helpers.judge.backends import DistilledBackend, LocalBackend, OpenAIBackend
+from helpers.judge.prompted import JudgeBudgetError
 from helpers.judge.rubrics import METRICS, RUBRIC_SETS, RUBRICS
+
+__all__ = ["JudgeBudgetError", "JudgeConfig", "make_backend", "openai_configured", "weak_judge_warning"]
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
@@ -18,10 +21,6 @@ BACKENDS = ("auto", "distilled", "openai", "local")
 PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1": (2.00, 8.00),
           "gpt-4.1-mini": (0.40, 1.60), "gpt-4.1-nano": (0.10, 0.40)}
 _WEAK_JUDGES = ("smollm2-135m", "tiny-random-llama", "huggingfacetb/smollm2-135m")
-
-
-class JudgeBudgetError(ValueError):
-    """The estimated cost, with what the run has spent already, is above `max_dollars`."""
 
 
 @dataclass
@@ -38,11 +37,12 @@ class JudgeConfig:
     rubrics: str = "kit"  # "kit" (our wording) or "paper" (the EM paper's prompts, fetched: helpers.paper)
     paper_commit: str | None = None  # rubrics="paper": pin the paper's file to this commit
     concurrency: int = 16
-    max_retries: int = 5
+    max_retries: int = 5  # attempts after the first on 429, 5xx, timeouts; each attempt is held under the cap
     timeout: float = 30.0
     max_dollars: float = 2.0
     cache_path: str | None = None  # None -> <run>/judge_cache.sqlite (judge_run) or the kit cache (judge_table)
     prices: dict = field(default_factory=lambda: dict(PRICES), repr=False)
+    max_answer_chars: int = 20_000  # a longer answer is cut to this for the judge (column `cut_for_judge`)
     local_batch_size: int = 16
     device: str | None = None
     progress: bool = True
@@ -62,8 +62,9 @@ class JudgeConfig:
             raise ValueError(f"JudgeConfig.rubrics={self.rubrics!r}: use one of {', '.join(RUBRIC_SETS)}")
         if not 0 <= self.temperature <= 2:
             raise ValueError(f"JudgeConfig.temperature={self.temperature!r}: use a value from 0 to 2 (0 = greedy)")
-        if self.concurrency < 1 or self.max_dollars < 0:
-            raise ValueError("JudgeConfig.concurrency must be >= 1 and max_dollars >= 0")
+        if self.concurrency < 1 or self.max_dollars < 0 or self.max_retries < 0 or self.max_answer_chars < 100:
+            raise ValueError("JudgeConfig.concurrency must be >= 1, max_dollars and max_retries >= 0, "
+                             "max_answer_chars >= 100")
         defaults = {"openai": DEFAULT_OPENAI_MODEL, "local": DEFAULT_LOCAL_MODEL, "distilled": DEFAULT_DISTILLED_MODEL}
         self.judge_model = self.judge_model or defaults[self.backend]
 

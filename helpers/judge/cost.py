@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import time
 
 # The chat template around one user message, generously (OpenAI adds 7 tokens; Llama-3 templates about 30).
 CHAT_OVERHEAD_TOKENS = 64
@@ -34,18 +36,21 @@ def max_prompt_tokens(prompt: str) -> int:
 
 
 class DollarCap:
-    """Spend so far (this run's earlier calls included) plus the worst case of every call in flight stays under
-    the cap: a call waits for room while others are in flight, and is refused when it could never fit."""
+    """The hard dollar cap over a ledger that every process judging the run shares (the cache database): each attempt
+    holds its worst case there before it is sent, so calls in flight, retries, other processes and calls killed in
+    flight all count; a call waits for room while others are in flight, and is refused when it could never fit."""
 
-    def __init__(self, cap: float, price: tuple[float, float], max_tokens_out: int, spent_before: float = 0.0):
-        self.cap, self.pin, self.pout, self.max_tokens_out = cap, price[0], price[1], max_tokens_out
-        self.spent_before, self.spent, self.reserved, self.in_flight = spent_before, 0.0, 0.0, 0
+    def __init__(self, cache, ledger: str, cap: float, price: tuple[float, float], max_tokens_out: int,
+                 wait_s: float = 600.0):
+        self.cache, self.ledger, self.cap, self.pin, self.pout = cache, ledger, cap, price[0], price[1]
+        self.max_tokens_out, self.wait_s = max_tokens_out, wait_s
+        self.spent, self.attempts = 0.0, 0  # what this call's attempts cost, and how many were billed or held
         self._room: asyncio.Condition | None = None
 
     @property
     def total(self) -> float:
-        """What the run has spent, earlier calls included."""
-        return self.spent_before + self.spent
+        """What the run has spent or holds, every process and earlier call included."""
+        return self.cache.spent(self.ledger)
 
     def cost(self, tokens_in: int, tokens_out: int) -> float:
         return (tokens_in * self.pin + tokens_out * self.pout) / 1e6
@@ -53,29 +58,48 @@ class DollarCap:
     def worst_case(self, prompt: str) -> float:
         return self.cost(max_prompt_tokens(prompt), self.max_tokens_out)
 
-    async def reserve(self, prompt: str) -> float | None:
-        """Hold the call's worst case before it is sent; None when the cap leaves no room for it."""
+    async def reserve(self, key: str, prompt: str) -> tuple[str, object]:
+        """('held', hold) once the attempt's worst case is held; ('hit', judgment) when another process cached the
+        key meanwhile; ('cap', None) when the cap has no room; ('busy', pid) when a call of pid held the key or
+        the room for longer than `wait_s`."""
         self._room = self._room or asyncio.Condition()
-        worst = self.worst_case(prompt)
-        async with self._room:
-            while self.total + self.reserved + worst > self.cap + 1e-12:
-                if self.in_flight == 0:
-                    return None
-                await self._room.wait()
-            self.reserved += worst
-            self.in_flight += 1
-        return worst
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            outcome, value = self.cache.reserve(self.ledger, key, self.worst_case(prompt), self.cap)
+            if outcome != "wait":
+                return outcome, value
+            if time.monotonic() > deadline:
+                return "busy", value
+            async with self._room:  # woken by a call of this process, or polls for the others
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), 0.2)
 
-    async def settle(self, held: float, prompt: str, tokens_in: int | None, tokens_out: int | None) -> float:
-        """Replace the held worst case with the real usage (the worst case where the reply did not report it)."""
+    async def settle(self, hold: int, prompt: str, tokens_in: int | None, tokens_out: int | None,
+                     key: str | None = None, value: dict | None = None) -> float:
+        """Replace the hold by the real usage (the worst case where the reply did not say), with the judgment."""
         cost = self.cost(max_prompt_tokens(prompt) if tokens_in is None else tokens_in,
                          self.max_tokens_out if tokens_out is None else tokens_out)
-        async with self._room:
-            self.reserved = max(0.0, self.reserved - held)
-            self.in_flight -= 1
-            self.spent += cost
-            self._room.notify_all()
+        self.cache.settle(hold, self.ledger, cost, key, value)
+        self.spent += cost
+        self.attempts += 1
+        await self._wake()
         return cost
+
+    def abandon(self, hold: int, prompt: str) -> None:
+        """A call cancelled in flight (an interrupt): it may have been billed, so its worst case stays spent."""
+        cost = self.worst_case(prompt)
+        self.cache.settle(hold, self.ledger, cost)
+        self.spent += cost
+        self.attempts += 1
+
+    async def release(self, hold: int) -> None:
+        """The request never reached a server: nothing was billed, the hold goes."""
+        self.cache.release(hold)
+        await self._wake()
+
+    async def _wake(self) -> None:
+        async with self._room:
+            self._room.notify_all()
 
 
 def estimate(config, base_url: str, mode: str, max_tokens_out: int, n_rows: int, prompts: dict, cached: dict,

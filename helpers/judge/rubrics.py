@@ -4,6 +4,7 @@ prompt is built from one."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -52,6 +53,18 @@ RUBRIC_SETS = ("kit", "paper")  # "paper": the paper's aligned/coherent prompts 
 _SLOT = re.compile(r"\{\{|\}\}|\{(question|answer)\}")
 _BRACKETED = re.compile(r"[\[<(].*[\]>)]")  # a delimiter line: [ANSWER START], <answer>, ...
 _DEFANG = str.maketrans({"<": "&lt;", ">": "&gt;", "[": "(", "]": ")"})
+_TAG = re.compile(r"</?\s*(\w+)\s*/?>")  # a delimiter line that is a tag: <answer>, </answer>
+# Characters that show nothing: Unicode's format characters (category Cf: soft hyphen, zero-width spaces and joiners,
+# bidi controls, invisible tag characters) and the Hangul fillers.
+_INVISIBLE = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\u034f\u115f\u1160\u3164\uffa0]")
+# Look-alikes of the letters and brackets that delimiters are made of (Cyrillic, Greek, Armenian; angle brackets and
+# slashes NFKC leaves alone), folded one to one so that a delimiter spelt with them is found; only for matching.
+_LOOKALIKES = str.maketrans(
+    "аеорсухѕіјԛԝһԁսАВЕКМНОРСТХУЅІЈԚԜΑΒΕΖΗΙΚΜΝΟΡΤΥΧοιναρυ‹›〈〉⟨⟩❮❯˂˃ᐸᐳ⁄∕⧸",
+    "aeopcyxsijqwhduABEKMHOPCTXYSIJQWABEZHIKMNOPTYXoivapu<><><><><><>///")
 
 
 @dataclass(frozen=True)
@@ -84,14 +97,28 @@ def _delimiters(template: str) -> re.Pattern | None:
     lines = [line.strip() for line in template.splitlines()]
     found = {lines[j] for i, line in enumerate(lines) if _SLOT.search(line) for j in (i - 1, i + 1)
              if 0 <= j < len(lines) and _BRACKETED.fullmatch(lines[j]) and not _SLOT.search(lines[j])}
-    parts = [r"\s*".join(re.escape(t) for t in re.findall(r"\w+|\S", d)) for d in sorted(found)]
+    parts = [rf"<\s*/?\s*{re.escape(tag[1])}\b[^<>]*>" if (tag := _TAG.fullmatch(d)) else
+             r"\s*".join(re.escape(t) for t in re.findall(r"\w+|\S", d)) for d in sorted(found)]
     return re.compile("|".join(parts), re.I) if parts else None
 
 
+def normalise(text: str) -> str:
+    """NFKC, without the characters that show nothing (zero-width spaces, soft hyphens, bidi controls)."""
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+
+
 def _quote(text: str, template: str) -> str:
-    """Neutralise the template's delimiters inside data, so an answer cannot close its own block."""
-    pattern = _delimiters(template)
-    return pattern.sub(lambda m: m[0].translate(_DEFANG), text) if pattern else text
+    """Neutralise the template's delimiters inside data (any tag of the same name, e.g. <answer/>, and look-alike
+    spellings), so an answer cannot close its own block; the text is normalised first."""
+    text, pattern = normalise(text), _delimiters(template)
+    if not pattern:
+        return text
+    folded = text.translate(_LOOKALIKES)  # one to one: positions match
+    out, last = [], 0
+    for m in pattern.finditer(folded):
+        out += [text[last:m.start()], m[0].translate(_DEFANG)]
+        last = m.end()
+    return "".join(out) + text[last:]
 
 
 def render(metric: str, question: str, answer: str, rubrics: RubricSet = KIT_RUBRICS) -> str:

@@ -69,3 +69,12 @@ def score_from_text(text: str) -> Score:
     if m and 0 <= float(m[0]) <= 100:
         return Score(float(m[0]), "", raw, "parse")
     return Score(None, "unparseable", raw, "parse")
+
+
+def unless_garbled(score: Score, text: str) -> Score:
+    """A reply without a number whose text (or most likely token) has no letter or digit is line noise from a broken
+    endpoint, not a judge's words: an error (never cached, asked again on the next run) instead of a final reason."""
+    noise = not any(c.isalnum() for c in text)
+    if score.score is None and score.missing in ("low_number_mass", "unparseable") and noise:
+        return Score(None, f"error: garbage reply: no number and no word ({text[:40]!r})", score.raw, score.mode)
+    return score
