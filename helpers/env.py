@@ -170,10 +170,10 @@ def check_gpu_kernels(cuda: bool | None = None) -> list[Check]:
     """On a CUDA GPU: are Liger's fused training kernels installed (optional, ~20% faster)? Nothing off CUDA."""
     import torch
 
-    from .train.gpu_plan import liger_available  # here: helpers.train imports torch and TRL
-
     if not (torch.cuda.is_available() if cuda is None else cuda):
         return []
+    from .gpu.plan import liger_available  # a GPU layer: loaded only on CUDA
+
     if liger_available():
         from importlib.metadata import version
 

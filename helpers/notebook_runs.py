@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .notebook_tools import build
 from .profiles import PROFILES, profile_name
 from .runs import REPO_ROOT, run_dir
 
@@ -49,6 +48,8 @@ def notebook_path(notebook: str) -> Path:
     if not path.suffix:
         path = NOTEBOOKS_DIR / f"{notebook}.ipynb"
     if not path.exists() and path.with_suffix(".py").exists():
+        from helpers.maintainer.notebook_tools import build
+
         build(path.with_suffix(".py"))
     if not path.exists():
         raise FileNotFoundError(f"notebook {notebook!r} not found in {NOTEBOOKS_DIR.name}/; known: {', '.join(PIPELINE)}")

@@ -1,10 +1,10 @@
-"""helpers.generate.fast.sample on the tiny Llama: same tokens as HF generate, seeded, eos per row, left padding."""
+"""helpers.gpu.fast.sample on the tiny Llama: same tokens as HF generate, seeded, eos per row, left padding."""
 
 import pytest
 import torch
 from transformers import GenerationConfig
 
-from helpers.generate import fast as fg
+from helpers.gpu import fast as fg
 from helpers.generate.hf import generate_token_ids
 from helpers.models import end_of_answer_ids, pad_token_id, trim_at_end
 

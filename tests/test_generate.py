@@ -53,7 +53,7 @@ def test_seeded_and_greedy(tiny):
 
 
 def test_fast_sampler_path_gives_the_same_greedy_answers(tiny):
-    """The GPU path (helpers.generate.fast, eager on CPU) behind generate() answers like HF generate."""
+    """The GPU path (helpers.gpu.fast, eager on CPU) behind generate() answers like HF generate."""
     qs = load_questions(["probes", "medical"])[:6]
     fast = generate(tiny, qs, samples_per_question=2, max_new_tokens=10, temperature=0, sampler="fast", progress=False)
     hf = generate(tiny, qs, samples_per_question=2, max_new_tokens=10, temperature=0, sampler="hf", progress=False)

@@ -17,7 +17,6 @@ from helpers.judge.cost import DollarCap, estimate, price_for
 from helpers.judge.scoring import Score
 from helpers.judge.rubrics import METRICS, RUBRIC_SETS, RUBRICS, render, rubric_set
 from helpers.models import cache_dir
-from helpers.paper import check_same_file
 from helpers.runs import atomic_write_csv, read_manifest, run_dir, write_manifest
 
 __all__ = ["JudgeConfig", "JudgeBudgetError", "JudgeSetupError", "estimate_cost", "judge_run", "judge_summary",
@@ -301,6 +300,7 @@ def judge_run(run_name: str, config: JudgeConfig | None = None, limit: int | Non
     generations = read_generations(run_name, limit)  # a mistyped run name fails here, before anything is written
     config = config or JudgeConfig()
     if config.rubrics == "paper" and config.backend != "distilled":  # the prompts must match the questions' file
+        from helpers.paper import check_same_file
         asked = (read_manifest(run_name).get("generate") or {}).get("question_files") or {}
         sha = next((v for k, v in asked.items() if k.startswith("paper")), None)
         check_same_file({"sha256": sha} if sha else None, rubric_set("paper", config.paper_commit).source,

@@ -10,7 +10,6 @@ from transformers import TrainerCallback
 # TRL and PEFT still call this renamed transformers method; the warning (with a site-packages path) teaches nothing.
 warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
 
-from helpers.generate import compare_answers
 from helpers.runs import atomic_write_csv, atomic_write_text, read_manifest, run_dir
 
 LOG_COLUMNS = ["step", "epoch", "loss", "learning_rate", "grad_norm", "eval_loss"]
@@ -165,6 +164,8 @@ def before_after(run_name: str, question: str, max_new_tokens: int = 60, tempera
                  progress: bool = True):
     """One question answered by the run's base model and by base + its adapter; prints both, returns the table."""
     import textwrap
+
+    from helpers.generate import compare_answers  # sampling, for this call only
 
     base = read_manifest(run_name).get("train", {}).get("config", {}).get("model")
     adapter = run_dir(run_name, create=False) / "adapter"

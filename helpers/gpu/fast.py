@@ -24,7 +24,7 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
     """New token ids per prompt (in input order); each list ends at its first eos token (kept) or at max_new_tokens.
 
     `prompts_ids`: token id lists (already chat-templated). `temperature=0` is greedy. top_k is never applied.
-    `batch_size=None`: on CUDA as many prompts as the card holds (helpers.train.gpu_plan, up to 512), else 16.
+    `batch_size=None`: on CUDA as many prompts as the card holds (helpers.gpu.plan, up to 512), else 16.
     `mode`: "auto" (CUDA graph on CUDA, eager elsewhere), "graph", "compile" (torch.compile reduce-overhead),
     or "eager" (plain HF generate is helpers.generate.hf). `stats`, if given, is filled with mode, seconds, tokens.
     `progress`: True for a bar of its own, or a callable told the number of answers after each batch.
@@ -115,7 +115,7 @@ def _default_batch(model, device, prompt_len: int, max_new_tokens: int, n_prompt
     """On CUDA what gpu_profile says the card holds (up to 512); elsewhere 16."""
     if device.type != "cuda":
         return 16
-    from helpers.train import gpu_plan as gp
+    from helpers.gpu import plan as gp
 
     info = gp.detect(str(device))
     shape = gp.ModelShape.from_model(unwrap_peft(model))
