@@ -102,7 +102,7 @@ def test_rows_keep_question_order_across_sorted_batches(tiny):
     assert list(df.columns) == GENERATION_COLUMNS
     assert df["question_id"].tolist() == ["q0", "q0", "q1", "q1", "q2", "q2", "q3", "q3"]
     assert df["question"].tolist() == [t.strip() for t in texts for _ in range(2)]
-    assert df["sample"].tolist() == [0, 1] * 4 and (df["category"] == "custom").all()
+    assert df["sample"].tolist() == [0, 1] * 4 and (df["question_set"] == "custom").all()
     assert df["model"].eq(TINY_MODEL).all() and df["adapter"].eq("").all()
     assert df.attrs["generated_tokens"] > 0
 

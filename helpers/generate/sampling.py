@@ -7,6 +7,7 @@ import time
 import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
+from importlib.util import find_spec
 
 from helpers.generate.hf import StepProgress, generate_token_ids
 from helpers.generate.sources import load_for_sampling, resolve_model
@@ -172,12 +173,12 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     if sampler not in ("auto", "vllm", "fast", "hf"):
         raise ValueError(f"sampler={sampler!r}: use 'auto', 'vllm', 'fast' or 'hf'")
     loaded = isinstance(model_or_run, (tuple, list))
-    on_gpu = torch.cuda.is_available() if device is None else str(device).startswith("cuda")
-    use_vllm = sampler == "vllm" or (sampler == "auto" and not loaded and on_gpu and _vllm().available())
+    on_gpu = device is None or str(device).startswith("cuda")
+    use_vllm = sampler == "vllm" or (sampler == "auto" and not loaded and on_gpu and _vllm_available())
     if sampler == "vllm" and loaded:
         raise ValueError("sampler='vllm' loads the model itself: pass a model name, folder or run name, "
                          "not a loaded (model, tokenizer)")
-    if sampler == "vllm" and not _vllm().available():
+    if sampler == "vllm" and not _vllm_available():
         raise RuntimeError("sampler='vllm' needs the vllm package and a CUDA GPU (pip install vllm on a GPU "
                            "machine); use sampler='auto' to sample without it")
     if use_vllm:
@@ -255,10 +256,15 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
 
 
 def _vllm():
-    """helpers.gpu.vllm, imported only where vLLM may run (a GPU, or sampler="vllm" asked for)."""
+    """helpers.gpu.vllm: imported only where the vllm package is installed."""
     from helpers.gpu import vllm
 
     return vllm
+
+
+def _vllm_available() -> bool:
+    """vllm installed and a CUDA GPU visible (helpers.gpu.vllm.available); without the package, no GPU layer loads."""
+    return find_spec("vllm") is not None and _vllm().available()
 
 
 def _config_holder(ref):
