@@ -250,14 +250,14 @@ def gen_kit(adapter: str, mode: str = "auto", batch: int | None = None, rounds: 
     prompts = random_prompts(batch * rounds, len(tok), seed=3)
     first = {}
     fg.sample(model, tok, prompts[:batch], max_new_tokens=new, temperature=1.0, top_p=1.0, batch_size=batch,
-              seed=0, mode=mode, stats=first)
+              seed=0, decode=mode, stats=first)
     st = {}
     fg.sample(model, tok, prompts, max_new_tokens=new, temperature=1.0, top_p=1.0, batch_size=batch, seed=1,
-              mode=mode, stats=st)
+              decode=mode, stats=st)
     steady = st["seconds"] - (st.get("capture_s") or 0)
     res = {"tokens_per_s": round(st["tokens"] / st["seconds"]), "tokens_per_s_after_capture": round(st["tokens"] / steady),
            "prompts": len(prompts), "batch": batch,
-           "new_tokens": new, "mode": st["mode"], "seconds": round(st["seconds"], 2),
+           "new_tokens": new, "mode": st["decode"], "seconds": round(st["seconds"], 2),
            "first_call_s": round(first["seconds"], 2), "capture_s": first.get("capture_s"), **peak_gib(),
            "dtype": str(next(model.parameters()).dtype).replace("torch.", "")}
     if t4:
@@ -277,8 +277,8 @@ def gen_checks(adapter: str) -> dict:
     res = {}
     model, tok = _kit_model(adapter)
     prompts = random_prompts(8, len(tok), seed=5)
-    a = fg.sample(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=8, mode="auto")
-    b = fg.sample(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=8, mode="eager")
+    a = fg.sample(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=8, decode="auto")
+    b = fg.sample(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=8, decode="eager")
     res["graph_vs_eager_greedy_rows_equal"] = f"{sum(x == y for x, y in zip(a, b))}/{len(a)}"
     del model
     free_memory()

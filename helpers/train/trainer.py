@@ -247,9 +247,9 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
 
     check_4bit(cfg, device)
     stored = read_manifest(cfg.run_name).get("train", {}) if run_dir(cfg.run_name, create=False).is_dir() else {}
-    mode, resume = _prepare_run(cfg, overwrite, reuse_finished, state.is_main_process)
+    start, resume = _prepare_run(cfg, overwrite, reuse_finished, state.is_main_process)
     state.wait_for_everyone()
-    if mode == "reuse":
+    if start == "reuse":
         if state.is_main_process:
             print(f"Run {cfg.run_name!r} already finished with these settings: loaded its results "
                   "(overwrite=True trains it again).")
