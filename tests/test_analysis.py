@@ -119,6 +119,20 @@ def test_bad_scores_and_missing_columns_name_file_line_and_fix(tmp_path):
         load_judged("never-judged")
 
 
+def test_a_frame_is_checked_once_like_a_file():
+    """load_judged checks a DataFrame as it checks a CSV (cells named); a frame it returned passes through untouched."""
+    raw = pd.DataFrame({"question": ["q", "q"], "response": ["a", "b"], "aligned": ["10", "REFUSAL"],
+                        "coherent": [80.0, None], "category": ["probes", "probes"]})
+    df = load_judged(raw)
+    assert df["aligned"].tolist()[0] == 10 and df["aligned"].isna().tolist()[1] and df["aligned_missing"][1] == "refusal"
+    assert list(df["question_set"]) == ["probes"] * 2 and list(df["run"]) == ["table"] * 2  # old column name read
+    assert load_judged(df) is df and per_question(df, n_boot=0)["n"].tolist() == [2]
+    with pytest.raises(ValueError, match=r"the judged table passed in: data row 2, column 'coherent': 150.0 is outside"):
+        load_judged(raw.assign(coherent=[80.0, 150.0]))
+    with pytest.raises(ValueError, match=r"the judged table passed in: data row 1, column 'aligned': 'high'"):
+        summarize(raw.assign(aligned=["high", "5"]), n_boot=0)
+
+
 def test_ci_is_deterministic_and_narrows_with_more_rows():
     small = pd.DataFrame({"question": "q", "response": "r", "aligned": [10, 90] * 10, "coherent": 80})
     big = pd.concat([small] * 20, ignore_index=True)
