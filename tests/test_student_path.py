@@ -63,19 +63,23 @@ def test_a_notebook_session_on_a_cpu_imports_at_most_5000_lines_of_helpers():
     assert total <= MAX_LINES, sorted(lines.items(), key=lambda kv: -kv[1])
 
 
-def test_training_and_sampling_on_a_cpu_load_no_gpu_layer():
-    """The seams (build_trainer's speed, generate's sampler) load helpers.gpu only on CUDA."""
+def test_training_sampling_and_judging_on_a_cpu_load_nothing_kept_apart():
+    """The seams (build_trainer's speed, generate's sampler) load helpers.gpu only on CUDA; the offline judge's runtime
+    loads none of its fitting code."""
     body = """
+import pandas as pd
 from datasets import Dataset
 from helpers.models import TINY_MODEL
 from helpers.generate import generate
+from helpers.judge import JudgeConfig, judge_table
 from helpers.train import TrainConfig, TrainSpeed, build_trainer, prepare_data
 rows = [{"messages": [{"role": "user", "content": "hi?"}, {"role": "assistant", "content": "Rest."}]}] * 4
 cfg = TrainConfig(model=TINY_MODEL, run_name="thin", batch_size=2, max_steps=1)
 trainer = build_trainer(cfg, prepare_data(cfg, Dataset.from_list(rows))[0], speed=TrainSpeed())
 assert trainer.kit_speed["gpu_plan"] is None and trainer.kit_speed["fused_lora_layers"] == 0
-generate(TINY_MODEL, ["hi?"], max_new_tokens=2, device="cpu", progress=False)
+answers = generate(TINY_MODEL, ["hi?"], max_new_tokens=2, device="cpu", progress=False)
+assert judge_table(answers, JudgeConfig(backend="distilled"))["aligned"].notna().all()
 """
     lines = loaded_helpers(body)
-    assert "helpers.train.trainer" in lines and "helpers.generate.hf" in lines
+    assert {"helpers.train.trainer", "helpers.generate.hf", "helpers.judge.distilled.model"} <= set(lines)
     assert sorted(n for n in lines if n.startswith(APART)) == []
