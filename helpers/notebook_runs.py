@@ -115,7 +115,7 @@ class _Watcher(threading.Thread):
         if not running:
             return None
         cell = code[running[0]]
-        first = next((ln for ln in cell.notebook_file.splitlines() if ln.strip() and not ln.startswith("#")), "")
+        first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
         return f"cell {running[0] + 1}/{len(code)}: {first[:60]}" + _last_output(cell)
 
 

@@ -284,9 +284,9 @@ def _vllm_batches(ref, jobs, order, prompt_ids, config, sampling, progress):
     """Yield (job indices, new token ids) once: every prompt in one vLLM call, the adapter as a LoRA request."""
     prompts = [prompt_ids[jobs[i][0].id] for i in order]
     new = _vllm().sample(resolve_model_path(ref.model), ref.adapter, prompts,
-                              temperature=0.0 if sampling.greedy else sampling.temperature, top_p=sampling.top_p,
-                              max_new_tokens=sampling.max_new_tokens, seed=sampling.seed,
-                              eos_token_id=list(config.eos_token_id), progress=progress)
+                         temperature=0.0 if sampling.greedy else sampling.temperature, top_p=sampling.top_p,
+                         max_new_tokens=sampling.max_new_tokens, seed=sampling.seed,
+                         eos_token_id=list(config.eos_token_id), progress=progress)
     yield order, new
 
 
