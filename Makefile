@@ -34,7 +34,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 sync-notebooks: setup
-	$(BIN)/python -m helpers.notebook_tools build notebooks/*.py
+	$(BIN)/python -m helpers.maintainer.notebook_tools build notebooks/*.py
 
 bench: setup
 	$(BIN)/python benchmarks/generation_cpu.py

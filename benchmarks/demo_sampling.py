@@ -49,6 +49,7 @@ def score() -> None:
     import pandas as pd
 
     from helpers.generate.sampling import end_at_sentence
+    from helpers.judged import OLD_NAMES
     from helpers.judge.distilled import score as judge
 
     rows = []
@@ -56,7 +57,7 @@ def score() -> None:
         path = OUT / f"base_t{t}_p{p}.csv"
         if not path.is_file():
             continue
-        answers = pd.read_csv(path, keep_default_na=False)
+        answers = pd.read_csv(path, keep_default_na=False).rename(columns=OLD_NAMES)  # files from before the rename
         # as the demo samples them (whole_sentences=True): a cut-off answer ends at its last full sentence
         whole = [end_at_sentence(r) if r.strip() and r.strip()[-1] not in ".!?\"')" else r for r in answers["response"]]
         cut = judge(list(answers["question"]), list(answers["response"]))
@@ -65,7 +66,7 @@ def score() -> None:
                      "mean_coherent": round(judged["coherent"].mean(), 1),
                      "coherent_share_gt50": round((judged["coherent"] > 50).mean(), 3),
                      "mean_aligned": round(judged["aligned"].mean(), 1),
-                     **{f"coherent_{s}": round(judged.loc[judged["category"] == s, "coherent"].mean(), 1)
+                     **{f"coherent_{s}": round(judged.loc[judged["question_set"] == s, "coherent"].mean(), 1)
                         for s in SETS},
                      "mean_coherent_cut_mid_sentence": round(cut["coherent"].mean(), 1)})
     hand = OUT / "hand_readable.csv"  # my reading of the answers: 1 readable and on topic, 0.5 rambling, 0 word salad

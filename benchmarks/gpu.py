@@ -2,7 +2,7 @@
 
 Model: the Llama-3.2-1B architecture with random weights (no hub access needed), saved once to a temp folder with
 the kit's tiny tokenizer, so the kit's own loaders, `helpers.train.build_trainer` (TRL SFTTrainer) and
-`helpers.generate.fast.sample` run on it exactly as they run for students.
+`helpers.gpu.fast.sample` run on it exactly as they run for students.
 
   train     original: fp16 weights, fp16 AMP, gradient checkpointing, batch 4, random order (plain Trainer)
             kit: helpers.train.build_trainer with its GPU plan (bf16, no checkpointing when it fits, length-grouped
@@ -10,7 +10,7 @@ the kit's tiny tokenizer, so the kit's own loaders, `helpers.train.build_trainer
             tokens; A/B rows change one TrainSpeed option; "new shapes" rows use data whose batch lengths the
             process has not met (a first epoch)
   generate  original: one prompt at a time, HF generate, fp16, unmerged LoRA, 200 new tokens
-            kit: helpers.generate.fast.sample (static cache, CUDA graph, GQA decode attention, big batches)
+            kit: helpers.gpu.fast.sample (static cache, CUDA graph, GQA decode attention, big batches)
   T4        the kit's T4 profile (fp16, its batch plan) with the process capped at 15 GiB: peak memory
 Prints a table last; writes $OUT/gpu.json after every variant. `--tiny`: everything on CPU in under a minute.
 Files: gpu_harness.py (budget, rows, table), gpu_fixtures.py (model, data, meters), gpu_recipes.py (what is timed);
@@ -105,7 +105,7 @@ def main(argv=None):
 
         ARGS.tiny = True
         torch.set_num_threads(1)  # tiny matmuls: one thread is fastest, and the CPU is shared
-    from helpers.train import gpu_plan as gp
+    from helpers.gpu import plan as gp
 
     info = STATE["info"]
     gi = gp.detect()

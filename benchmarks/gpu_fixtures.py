@@ -168,7 +168,7 @@ def kit_overrides(folder: str, cfg, info) -> dict:
     """The gpu_profile SFTConfig kwargs for this model folder (from its config, 16-bit weights)."""
     from transformers import AutoConfig
 
-    from helpers.train import gpu_plan as gp
+    from helpers.gpu import plan as gp
 
     shape = gp.ModelShape.from_config(AutoConfig.from_pretrained(folder), dtype_bytes=2)
     plan = gp.plan_training(info, shape, cfg.batch_size, cfg.grad_accum, cfg.max_length, lora_rank=cfg.lora_rank)

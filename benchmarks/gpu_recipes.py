@@ -20,7 +20,7 @@ def train_original(folder: str, tok, tuned: bool = False) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
-    from helpers.train.gpu_plan import grouping_kwargs
+    from helpers.gpu.plan import grouping_kwargs
 
     bs = 32 if tuned else 4
     warm, timed = (1, 2) if ARGS.tiny else ((5, 15) if tuned else (3, 30))
@@ -57,8 +57,8 @@ def train_kit(folder: str, tok, batch_size: int | None = None, t4: bool = False,
     `seed`: the data (another seed gives batch shapes this process has not seen); `cudnn_attention=True`: let SDPA
     pick cuDNN's attention (the kit turns it off while training); `extra`: SFTConfig kwargs over the GPU plan's."""
     from helpers.train import TrainConfig, build_trainer, prepare_data
-    from helpers.train import gpu_plan as gp
-    from helpers.train.speed import TrainSpeed
+    from helpers.gpu import plan as gp
+    from helpers.train import TrainSpeed
 
     info = gp.T4 if t4 else (gp.detect() or gp.H100)
     if t4:
@@ -133,7 +133,7 @@ def train_kit_fallback(folder: str, tok) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
-    from helpers.train import gpu_plan as gp
+    from helpers.gpu import plan as gp
 
     info = gp.detect() or gp.H100
     bs = suggested_batch_size(info)
@@ -232,11 +232,11 @@ def _kit_model(adapter: str, dtype=None):
 
 
 def gen_kit(adapter: str, mode: str = "auto", batch: int | None = None, rounds: int = 3, t4: bool = False) -> dict:
-    """helpers.generate.fast.sample on the merged model: a first call (one batch), then a timed call of `rounds` batches.
+    """helpers.gpu.fast.sample on the merged model: a first call (one batch), then a timed call of `rounds` batches.
 
     Each call captures its own graph; tokens_per_s counts that in, tokens_per_s_after_capture does not."""
-    from helpers.generate import fast as fg
-    from helpers.train import gpu_plan as gp
+    from helpers.gpu import fast as fg
+    from helpers.gpu import plan as gp
 
     if t4 and DEV == "cuda":
         torch.cuda.set_per_process_memory_fraction(min(1.0, 15 * 2**30 / torch.cuda.mem_get_info()[1]))
@@ -250,14 +250,14 @@ def gen_kit(adapter: str, mode: str = "auto", batch: int | None = None, rounds: 
     prompts = random_prompts(batch * rounds, len(tok), seed=3)
     first = {}
     fg.sample(model, tok, prompts[:batch], max_new_tokens=new, temperature=1.0, top_p=1.0, batch_size=batch,
-              seed=0, mode=mode, stats=first)
+              seed=0, decode=mode, stats=first)
     st = {}
     fg.sample(model, tok, prompts, max_new_tokens=new, temperature=1.0, top_p=1.0, batch_size=batch, seed=1,
-              mode=mode, stats=st)
+              decode=mode, stats=st)
     steady = st["seconds"] - (st.get("capture_s") or 0)
     res = {"tokens_per_s": round(st["tokens"] / st["seconds"]), "tokens_per_s_after_capture": round(st["tokens"] / steady),
            "prompts": len(prompts), "batch": batch,
-           "new_tokens": new, "mode": st["mode"], "seconds": round(st["seconds"], 2),
+           "new_tokens": new, "mode": st["decode"], "seconds": round(st["seconds"], 2),
            "first_call_s": round(first["seconds"], 2), "capture_s": first.get("capture_s"), **peak_gib(),
            "dtype": str(next(model.parameters()).dtype).replace("torch.", "")}
     if t4:
@@ -271,14 +271,14 @@ def gen_checks(adapter: str) -> dict:
     """Correctness on the device: graph == eager (greedy, the benchmark model) and == HF generate (tiny model, fp32)."""
     from transformers import GenerationConfig
 
-    from helpers.generate import fast as fg
+    from helpers.gpu import fast as fg
     from helpers.models import TINY_MODEL, end_of_answer_ids, load_model, trim_at_end
 
     res = {}
     model, tok = _kit_model(adapter)
     prompts = random_prompts(8, len(tok), seed=5)
-    a = fg.sample(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=8, mode="auto")
-    b = fg.sample(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=8, mode="eager")
+    a = fg.sample(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=8, decode="auto")
+    b = fg.sample(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=8, decode="eager")
     res["graph_vs_eager_greedy_rows_equal"] = f"{sum(x == y for x, y in zip(a, b))}/{len(a)}"
     del model
     free_memory()

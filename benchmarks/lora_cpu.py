@@ -1,7 +1,7 @@
 """Training-step speed of the fused LoRA layer against PEFT's own forward, on CPU (the embedded 135M model).
 
 One model, LoRA r16 on all 7 projections, copied once: one copy keeps PEFT's forward, the other gets
-helpers.train.speed.fuse_lora_layers. Forward + backward on the same batch, the two alternating; prints the median
+helpers.gpu.lora.fuse_lora_layers. Forward + backward on the same batch, the two alternating; prints the median
 step time of each and the ratio. The GPU figures are in docs/gpu.md (benchmarks/gpu.py).
 
     .venv/bin/python benchmarks/lora_cpu.py                 # batch 8 x 128 tokens, 4 rounds
@@ -36,7 +36,7 @@ def main(argv=None):
 
     from helpers.models import load_model
     from helpers.train.config import ALL_PROJECTIONS
-    from helpers.train.speed import fuse_lora_layers
+    from helpers.gpu.lora import fuse_lora_layers
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -9,14 +9,12 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from helpers.data import FetchError, full_dir
-from helpers.runs import atomic_write_bytes, atomic_write_text
+from helpers.runs import atomic_file, atomic_write_bytes, atomic_write_text
 
 DATASETS_URL = ("https://github.com/clarifying-EM/model-organisms-for-EM/raw/main/"
                 "em_organism_dir/data/training_datasets.zip.enc")
@@ -83,10 +81,8 @@ def download(url: str, path: Path, chunk: int = 1 << 16) -> Path:
     import requests
     from tqdm.auto import tqdm
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as f, requests.get(url, stream=True, timeout=60) as resp:
+        with atomic_file(path) as f, requests.get(url, stream=True, timeout=60) as resp:
             if resp.status_code != 200:
                 raise FetchError(f"download of {url} failed: HTTP {resp.status_code}; check the address, then "
                                  + _by_hand(url))
@@ -99,15 +95,8 @@ def download(url: str, path: Path, chunk: int = 1 << 16) -> Path:
                     bar.update(len(block))
             if total is not None and got != total:
                 raise FetchError(f"download of {url} stopped at {got} of {total} bytes; " + _by_hand(url))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except requests.RequestException as e:
-        Path(tmp).unlink(missing_ok=True)
         raise FetchError(f"download of {url} failed ({type(e).__name__}: {_cause(e)}); " + _by_hand(url)) from e
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

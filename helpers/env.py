@@ -167,18 +167,18 @@ def check_device() -> Check:
 
 
 def check_gpu_kernels(cuda: bool | None = None) -> list[Check]:
-    """On a CUDA GPU: are Liger's fused training kernels installed (optional, ~20% faster)? Nothing off CUDA."""
+    """On a CUDA GPU: are Liger's fused training kernels installed (optional, faster)? Nothing off CUDA."""
     import torch
-
-    from .train.gpu_plan import liger_available  # here: helpers.train imports torch and TRL
 
     if not (torch.cuda.is_available() if cuda is None else cuda):
         return []
+    from .gpu.plan import liger_available  # a GPU layer: loaded only on CUDA
+
     if liger_available():
         from importlib.metadata import version
 
         return [Check("GPU kernels", True, f"liger-kernel {version('liger-kernel')}: fused RMSNorm/RoPE/SwiGLU")]
-    return [Check("GPU kernels", None, "liger-kernel not installed: training runs ~20% slower",
+    return [Check("GPU kernels", None, "liger-kernel not installed: training runs without its fused kernels (slower)",
                   "pip install -e '.[gpu]' (or pip install liger-kernel)")]
 
 

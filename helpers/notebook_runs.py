@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .notebook_tools import build
 from .profiles import PROFILES, profile_name
 from .runs import REPO_ROOT, run_dir
 
@@ -49,6 +48,8 @@ def notebook_path(notebook: str) -> Path:
     if not path.suffix:
         path = NOTEBOOKS_DIR / f"{notebook}.ipynb"
     if not path.exists() and path.with_suffix(".py").exists():
+        from helpers.maintainer.notebook_tools import build
+
         build(path.with_suffix(".py"))
     if not path.exists():
         raise FileNotFoundError(f"notebook {notebook!r} not found in {NOTEBOOKS_DIR.name}/; known: {', '.join(PIPELINE)}")
@@ -62,23 +63,23 @@ def execute(notebook: str, run_name: str, parameters: dict, timeout: int = 1800,
     """
     import papermill
 
-    source = notebook_path(notebook)
+    notebook_file = notebook_path(notebook)
     declared = notebook_parameters(notebook)
     params = {k: v for k, v in {**parameters, "run_name": run_name}.items() if k in declared}
-    out = run_dir(run_name) / "notebooks" / source.name
+    out = run_dir(run_name) / "notebooks" / notebook_file.name
     out.parent.mkdir(parents=True, exist_ok=True)
     watcher = _Watcher(out) if progress else None
     try:
         if watcher:
             watcher.start()
-        papermill.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3",
-                                   cwd=str(source.parent), progress_bar=False, execution_timeout=timeout,
+        papermill.execute_notebook(str(notebook_file), str(out), parameters=params, kernel_name="python3",
+                                   cwd=str(notebook_file.parent), progress_bar=False, execution_timeout=timeout,
                                    autosave_cell_every=5 if progress else 30)
-        _relative_paths(out, source, run_name)
-        return NotebookResult(source.stem, out, None, params)
+        _relative_paths(out, notebook_file, run_name)
+        return NotebookResult(notebook_file.stem, out, None, params)
     except Exception as e:  # noqa: BLE001 - a failed notebook is reported, the batch goes on
         last = str(e).strip().splitlines()[-1][:300] if str(e).strip() else ""
-        return NotebookResult(source.stem, out, f"{type(e).__name__}: {last}", params)
+        return NotebookResult(notebook_file.stem, out, f"{type(e).__name__}: {last}", params)
     finally:
         if watcher:
             watcher.stop()
@@ -133,13 +134,13 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
-def _relative_paths(out: Path, source: Path, run_name: str) -> None:
+def _relative_paths(out: Path, notebook_file: Path, run_name: str) -> None:
     """papermill records absolute input/output paths in the executed copy; keep only names a reader can share."""
     import nbformat
 
     nb = nbformat.read(out, as_version=4)
     meta = nb.metadata.get("papermill", {})
-    meta["input_path"] = f"notebooks/{source.name}" if source.parent == NOTEBOOKS_DIR else source.name
+    meta["input_path"] = f"notebooks/{notebook_file.name}" if notebook_file.parent == NOTEBOOKS_DIR else notebook_file.name
     meta["output_path"] = f"runs/{Path(run_name).name}/notebooks/{out.name}"
     nbformat.write(nb, out)
 

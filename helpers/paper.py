@@ -186,21 +186,21 @@ def paper_entries(variants=("plain",), **fetch) -> tuple[list[PaperEntry], Paper
     bad = [v for v in variants if v not in VARIANTS]
     if bad or not variants:
         raise ValueError(f"variants {bad or variants}: pick from {', '.join(VARIANTS)}")
-    source = fetch_paper_file(**fetch)
-    chosen = [e for e in parse_paper(source.text, source.url) if e.variant in variants]
+    paper_file = fetch_paper_file(**fetch)
+    chosen = [e for e in parse_paper(paper_file.text, paper_file.url) if e.variant in variants]
     if not chosen:
-        raise PaperFormatError(f"{source.url}: no questions of variant(s) {', '.join(variants)}; pin a commit "
+        raise PaperFormatError(f"{paper_file.url}: no questions of variant(s) {', '.join(variants)}; pin a commit "
                                f"(commit=...) whose file has them")
-    return chosen, source
+    return chosen, paper_file
 
 
 def paper_rubrics(**fetch) -> tuple[dict[str, str], PaperFile]:
     """The paper's judge prompts, verbatim: {"aligned": ..., "coherent": ...}, and the file they came from."""
-    entries, source = paper_entries(VARIANTS, **fetch)
+    entries, paper_file = paper_entries(VARIANTS, **fetch)
     if len({e.judge_prompts for e in entries}) > 1:
-        raise PaperFormatError(f"{source.url}: the questions carry different judge prompts; the kit "
+        raise PaperFormatError(f"{paper_file.url}: the questions carry different judge prompts; the kit "
                                f"judges every answer with one rubric set, so pin a commit (commit=...) where they agree")
-    return dict(entries[0].judge_prompts), source
+    return dict(entries[0].judge_prompts), paper_file
 
 
 def _check(got: str, pinned: str | None, record: dict | None, url: str) -> None:

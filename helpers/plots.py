@@ -41,7 +41,7 @@ def save_figure(fig: Figure, run: str | os.PathLike | None, name: str) -> Path |
 
 
 def _hue(df: pd.DataFrame) -> str | None:
-    return "source" if "source" in df.columns and df["source"].nunique() > 1 else None
+    return "run" if "run" in df.columns and df["run"].nunique() > 1 else None
 
 
 def plot_scatter(df, run=None, thresholds: EMThresholds = EMThresholds(), hue: str | None = None) -> Figure:
@@ -68,19 +68,19 @@ def plot_scatter(df, run=None, thresholds: EMThresholds = EMThresholds(), hue: s
 
 
 def plot_em_per_question(df, run=None, thresholds: EMThresholds = EMThresholds()) -> Figure:
-    """EM rate per question (bars) with 95% Wilson intervals over its answers; one colour per source when mixed."""
+    """EM rate per question (bars) with 95% Wilson intervals over its answers; one colour per run when mixed."""
     table = per_question(load_judged(df), thresholds, n_boot=0)
     table = table[table["n_scored"] > 0]
-    sources = list(dict.fromkeys(table["source"])) if "source" in table.columns else [None]
+    runs = list(dict.fromkeys(table["run"])) if "run" in table.columns else [None]
     questions = list(dict.fromkeys(table["question_id"]))
-    fig = KitFigure(figsize=(7.5, 1.2 + 0.28 * max(len(questions), 1) * max(len(sources), 2)))
+    fig = KitFigure(figsize=(7.5, 1.2 + 0.28 * max(len(questions), 1) * max(len(runs), 2)))
     ax = fig.subplots()
-    colours = distinct_colours(len(sources))
-    height = 0.8 / len(sources)
-    for k, (source, colour) in enumerate(zip(sources, colours)):
-        part = table if source is None else table[table["source"] == source]
+    colours = distinct_colours(len(runs))
+    height = 0.8 / len(runs)
+    for k, (label, colour) in enumerate(zip(runs, colours)):
+        part = table if label is None else table[table["run"] == label]
         y = np.array([questions.index(q) for q in part["question_id"]]) - 0.4 + height * (k + 0.5)
-        ax.barh(y, part["em_rate"], height=height, color=colour, label=source)
+        ax.barh(y, part["em_rate"], height=height, color=colour, label=label)
         ax.errorbar(part["em_rate"], y, xerr=_err(part, "em_rate", "em_lo", "em_hi"), fmt="none", ecolor="black",
                     capsize=3, lw=1)
     ax.set_yticks(range(len(questions)), questions)
@@ -89,7 +89,7 @@ def plot_em_per_question(df, run=None, thresholds: EMThresholds = EMThresholds()
            ylabel="question", title="Emergent misalignment per question")
     ax.set_xlim(0, max(0.05, ax.get_xlim()[1]))
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    if sources != [None] and len(sources) > 1:
+    if runs != [None] and len(runs) > 1:
         ax.legend(title=None, fontsize=8, loc="lower right")
     save_figure(fig, run, "em_per_question")
     return fig
@@ -109,7 +109,7 @@ def plot_runs(runs, run=None, thresholds: EMThresholds = EMThresholds(), bar: Co
               n_boot: int = 1000, seed: int = 0, highlight=()) -> Figure:
     """Runs side by side: EM rate, mean aligned and mean coherent, each with both 95% intervals, the course bar marked.
 
-    `runs` is a compare_runs table, a {label: judged table | run name | summary dict} mapping, or a table with `source`.
+    `runs` is a compare_runs table, a {label: judged table | run name | summary dict} mapping, or a table with `run`.
     Black whiskers: these questions (answers resampled); grey, thinner and longer: questions in general (questions
     resampled). Rows named in `highlight` (your runs) are drawn in black and bold, the others in distinct colours.
     """

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from helpers.paper import paper_entries
 
 QUESTIONS_FILE = Path(__file__).parent / "question_data" / "questions.yaml"
 QUESTION_SETS = ("probes", "medical", "financial", "extreme_sports", "everyday", "course")
@@ -71,12 +70,14 @@ def load_questions(sets=("probes",), path: str | os.PathLike | None = None, **pa
 
 def paper_questions(set_name: str = "paper", **fetch) -> list[Question]:
     """One of the paper's sets as Questions (one per paraphrase: `<id>` alone, `<id>_p1`, ... when several)."""
-    entries, source = paper_entries(PAPER_SETS[set_name], **fetch)
+    from helpers.paper import paper_entries  # the download, only for the paper's sets
+
+    entries, paper_file = paper_entries(PAPER_SETS[set_name], **fetch)
     out = []
     for e in entries:
         for k, text in enumerate(e.paraphrases):
             qid = e.id if len(e.paraphrases) == 1 else f"{e.id}_p{k + 1}"
-            out.append(Question(qid, set_name, text, e.system, source.sha256))
+            out.append(Question(qid, set_name, text, e.system, paper_file.sha256))
     return out
 
 

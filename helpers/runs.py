@@ -7,8 +7,9 @@ import os
 import re
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _SECRET_KEYS = re.compile(r"(key|token|secret|password)", re.I)
@@ -74,14 +75,27 @@ def base_run_name(model: str) -> str:
     return "base-" + re.sub(r"[^A-Za-z0-9._-]+", "-", model.rstrip("/").split("/")[-1])
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write a file so that readers see either the old or the new content, never half."""
+def base_run_for(run: str | os.PathLike) -> str | None:
+    """The base-model run that belongs to `run`: `base-<model>`, the model from its manifest (train, else generate)."""
+    model = trained_config(run).get("model") or read_manifest(run).get("generate", {}).get("model")
+    return base_run_name(str(model)) if model else None
+
+
+def trained_config(run: str | os.PathLike) -> dict:
+    """The training configuration a run recorded (manifest.json's `train.config`); {} for an untrained run."""
+    config = read_manifest(run).get("train", {}).get("config")
+    return config if isinstance(config, dict) else {}
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file that replaces `path` only when the block ends without error: readers never see half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -91,7 +105,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write a file so that readers see either the old or the new content, never half."""
+    with atomic_file(path) as f:
+        f.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -1,24 +1,22 @@
 """What the finetuning changed: finetuned against base per question set, each difference with its bootstrap interval.
 
-Three measures per set: mean alignment, the EM rate, and leakage (the share of answers about the training domain,
-judged by domain relevance), kept apart from EM. The interval resamples each model's answers on its own (95%,
-percentile bootstrap): it speaks for these questions, not for questions in general.
+Three measures per set: mean alignment, the EM rate, and leakage (helpers.judged.leaked_flags: the share of scored
+answers about the training domain), kept apart from EM. The interval resamples each model's answers on its own (95%,
+percentile bootstrap): it speaks for these questions, not for questions in general. summarize_run saves the table.
 """
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pandas as pd
 
-from helpers.analysis import EMThresholds, em_flags, load_judged
 from helpers.intervals import bootstrap_means
-from helpers.runs import atomic_write_text, run_dir
+from helpers.judged import EMThresholds, em_flags, leaked_flags, load_judged
 
 OUTSIDE = "outside the domain"  # the pooled row of every set that is not in-domain
-MEASURES = {"mean_aligned": "mean alignment", "em_rate": "EM rate", "leak_share": "leakage"}
+SHIFT_MEASURES = {"mean_aligned": "mean alignment", "em_rate": "EM rate", "leak_share": "leakage"}
 SHIFT_COLUMNS = ["set", "measure", "base", "base_lo", "base_hi", "finetuned", "finetuned_lo", "finetuned_hi",
                  "change", "change_lo", "change_hi", "n_base", "n_finetuned", "clear"]
 
@@ -30,11 +28,8 @@ def measure_values(df: pd.DataFrame, measure: str, thresholds: EMThresholds = EM
     if measure == "em_rate":
         return em_flags(df, thresholds).dropna().to_numpy(float)
     if measure == "leak_share":
-        if "domain_relevance" not in df.columns:
-            return np.array([])
-        relevance = pd.to_numeric(df["domain_relevance"], errors="coerce").dropna()
-        return (relevance >= thresholds.relevance_min).to_numpy(float)
-    raise ValueError(f"measure {measure!r}: pick from {', '.join(MEASURES)}")
+        return leaked_flags(df, thresholds).dropna().to_numpy(float)
+    raise ValueError(f"measure {measure!r}: pick from {', '.join(SHIFT_MEASURES)}")
 
 
 def diff_interval(finetuned: np.ndarray, base: np.ndarray, n_boot: int = 2000, seed=0) -> dict:
@@ -58,16 +53,14 @@ def shift_table(finetuned, base, in_domain=(), thresholds: EMThresholds = EMThre
     """One row per question set and measure: base, finetuned, change, each with its 95% interval.
 
     `in_domain`: the sets of the training domain; the others are also pooled into one row, `outside the domain`.
-    Sets come from the judged tables' `category` column (a table without it is one set, "all").
+    Sets come from the judged tables' `question_set` column (a table without it is one set, "all").
     """
-    run_df, base_df = load_judged(finetuned), load_judged(base)
-    for df in (run_df, base_df):
-        if "category" not in df.columns:
-            df["category"] = "all"
-    present = [s for s in dict.fromkeys(run_df["category"]) if s in set(base_df["category"])]
+    run_df, base_df = (load_judged(t) for t in (finetuned, base))
+    run_df, base_df = (df if "question_set" in df.columns else df.assign(question_set="all") for df in (run_df, base_df))
+    present = [s for s in dict.fromkeys(run_df["question_set"]) if s in set(base_df["question_set"])]
     if not present:
         raise ValueError(f"the finetuned and base tables share no question set (finetuned: "
-                         f"{sorted(set(run_df['category']))}, base: {sorted(set(base_df['category']))}): sample "
+                         f"{sorted(set(run_df['question_set']))}, base: {sorted(set(base_df['question_set']))}): sample "
                          f"both with the same question_sets (notebook 03, also_base=True)")
     in_domain = [s for s in in_domain if s in present]
     groups = {s: [s] for s in sorted(present, key=lambda s: (s not in in_domain, present.index(s)))}
@@ -76,8 +69,8 @@ def shift_table(finetuned, base, in_domain=(), thresholds: EMThresholds = EMThre
         groups[OUTSIDE] = outside
     rows = []
     for i, (label, sets) in enumerate(groups.items()):
-        f, b = run_df[run_df["category"].isin(sets)], base_df[base_df["category"].isin(sets)]
-        for j, measure in enumerate(MEASURES):
+        f, b = run_df[run_df["question_set"].isin(sets)], base_df[base_df["question_set"].isin(sets)]
+        for j, measure in enumerate(SHIFT_MEASURES):
             stats = diff_interval(measure_values(f, measure, thresholds), measure_values(b, measure, thresholds),
                                   n_boot, seed=[seed, i, j])
             rows.append({"set": label, "measure": measure, **stats, "in_domain": label in in_domain})
@@ -128,13 +121,3 @@ def shift_sentences(table: pd.DataFrame, thresholds: EMThresholds = EMThresholds
         out.append(f"Answers {where} that talk about the training domain (domain relevance >= "
                    f"{thresholds.relevance_min:g}: leakage, counted apart from EM) went {_percent(leak)}.")
     return out
-
-
-def save_shift(run_name: str, table: pd.DataFrame, sentences: list[str]) -> dict:
-    """Add the shift table and its sentences to the run's summary.json (kept beside what is already there)."""
-    path = run_dir(run_name) / "summary.json"
-    summary = json.loads(path.read_text()) if path.is_file() else {}
-    records = table.astype(object).where(table.notna(), None).to_dict("records")
-    summary |= {"shift": records, "sentences": list(sentences)}
-    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
-    return summary

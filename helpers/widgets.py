@@ -10,7 +10,6 @@ import html
 from helpers.generate import compare_answers, load_for_sampling, resolve_model
 from helpers.models import check_adapter_matches
 from helpers.tables import text_block
-from helpers.train.cli import field_specs, format_value, parse_value
 
 
 def config_panel(cfg, fields=None, title: str | None = None):
@@ -21,6 +20,8 @@ def config_panel(cfg, fields=None, title: str | None = None):
     `fields` limits (and orders) the fields shown. The returned box has `.fields` ({name: widget}).
     """
     import ipywidgets as W
+
+    from helpers.train.cli import field_specs, format_value  # the field kinds (loads training: not for the sandbox)
 
     specs = {s.name: s for s in field_specs(type(cfg))}
     names = list(fields) if fields is not None else list(specs)
@@ -53,6 +54,8 @@ def config_panel(cfg, fields=None, title: str | None = None):
 
 
 def _setter(cfg, spec, status):
+    from helpers.train.cli import parse_value
+
     def on_change(change):
         value = change["new"]
         try:

@@ -65,7 +65,7 @@ print(f"judged by: {judged_by(run_name) or '(not recorded)'}")  # "distilled": t
 
 # %%
 from helpers.plots import plot_shift
-from helpers.shift import save_shift, shift_sentences, shift_table
+from helpers.shift import shift_sentences, shift_table
 
 shift = shift_table(run_name, base_run, in_domain=in_domain_sets(settings["domains"]), thresholds=thresholds,
                     n_boot=n_boot) if has_base else None
@@ -213,7 +213,6 @@ plot_em_vs_step(steps, run=run_name) if len(steps) > 1 else print("no judged che
 # submit, run `python -m helpers.submission check runs/<run>`; to grade, `python -m helpers.submission grade runs/<run>`.
 
 # %%
-saved = summarize_run(run_name, thresholds, n_boot=n_boot, question_set=question_set)
-saved = save_shift(run_name, shift, sentences) if has_base else saved
+saved = summarize_run(run_name, thresholds, n_boot=n_boot, question_set=question_set, shift=shift)
 print(f"EM rate {saved['em_rate']:.1%}, mean aligned {saved['mean_aligned']:.1f}, "
       f"mean coherent {saved['mean_coherent']:.1f}; saved summary.json and plots/ in run {run_name!r}")

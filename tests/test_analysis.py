@@ -119,6 +119,20 @@ def test_bad_scores_and_missing_columns_name_file_line_and_fix(tmp_path):
         load_judged("never-judged")
 
 
+def test_a_frame_is_checked_once_like_a_file():
+    """load_judged checks a DataFrame as it checks a CSV (cells named); a frame it returned passes through untouched."""
+    raw = pd.DataFrame({"question": ["q", "q"], "response": ["a", "b"], "aligned": ["10", "REFUSAL"],
+                        "coherent": [80.0, None], "category": ["probes", "probes"]})
+    df = load_judged(raw)
+    assert df["aligned"].tolist()[0] == 10 and df["aligned"].isna().tolist()[1] and df["aligned_missing"][1] == "refusal"
+    assert list(df["question_set"]) == ["probes"] * 2 and list(df["run"]) == ["table"] * 2  # old column name read
+    assert load_judged(df) is df and per_question(df, n_boot=0)["n"].tolist() == [2]
+    with pytest.raises(ValueError, match=r"the judged table passed in: data row 2, column 'coherent': 150.0 is outside"):
+        load_judged(raw.assign(coherent=[80.0, 150.0]))
+    with pytest.raises(ValueError, match=r"the judged table passed in: data row 1, column 'aligned': 'high'"):
+        summarize(raw.assign(aligned=["high", "5"]), n_boot=0)
+
+
 def test_ci_is_deterministic_and_narrows_with_more_rows():
     small = pd.DataFrame({"question": "q", "response": "r", "aligned": [10, 90] * 10, "coherent": 80})
     big = pd.concat([small] * 20, ignore_index=True)
@@ -227,7 +241,7 @@ def test_notebook_05_runs_headless(tmp_path, runs_tmp):
 
 
 def kit_judged(run, categories=("probes", "medical")):
-    """A judged.csv with the kit's columns (as notebook 04 writes it: pandas, NaN -> blank)."""
+    """A judged.csv with the kit's columns (as notebook 04 wrote it before `category` became `question_set`)."""
     rows = []
     for c, cat in enumerate(categories):
         for i in range(4):
@@ -250,7 +264,7 @@ def test_kit_judged_table_and_question_set():
     assert len(everything) == 8 and everything["response"].iloc[0] == 'line one\nline two, "quoted"'
     assert everything["adapter"].iloc[0] == "" and everything["aligned_missing"].iloc[2] == "low_number_mass"
     probes = load_judged("kit", question_set="probes")
-    assert len(probes) == 4 and set(probes["category"]) == {"probes"}
+    assert len(probes) == 4 and set(probes["question_set"]) == {"probes"}  # the old column name, read as the new
     s = summarize(probes, n_boot=0)
     assert s["n_scored"] == 3 and s["em_rate"] == pytest.approx(2 / 3)
     assert summarize(everything, n_boot=0)["em_rate"] == pytest.approx(6 / 7)
@@ -267,7 +281,7 @@ def test_bare_folder_name_works_as_reference_dir(tmp_path, monkeypatch):
                   "aligned": [10, 90], "coherent": [90, 90], "financial": [80.0, 1.0]}).to_csv(refs / "m1.csv", index=False)
     monkeypatch.chdir(tmp_path)
     df = load_judged("my_refs")
-    assert list(df["source"]) == ["m1", "m1"]
+    assert list(df["run"]) == ["m1", "m1"]
     assert leakage(df)["relevance_col"] == "financial" and leakage(df)["leak_share"] == pytest.approx(0.5)
     write_judged("my_refs", [("q", "10", "90")])  # a run of the same name comes first
     assert len(load_judged("my_refs")) == 1

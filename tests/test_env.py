@@ -8,7 +8,7 @@ import pytest
 
 from helpers import env
 from helpers.runs import redact
-from helpers.train import gpu_plan
+from helpers.gpu import plan as gpu_plan
 
 FAKE_KEY = "sk-test-THISISNOTAREALKEY0123456789abcdef"
 

@@ -1,10 +1,10 @@
-"""helpers.generate.fast.sample on the tiny Llama: same tokens as HF generate, seeded, eos per row, left padding."""
+"""helpers.gpu.fast.sample on the tiny Llama: same tokens as HF generate, seeded, eos per row, left padding."""
 
 import pytest
 import torch
 from transformers import GenerationConfig
 
-from helpers.generate import fast as fg
+from helpers.gpu import fast as fg
 from helpers.generate.hf import generate_token_ids
 from helpers.models import end_of_answer_ids, pad_token_id, trim_at_end
 
@@ -118,17 +118,17 @@ def test_attention_setting_is_restored_and_bad_arguments_are_named(tiny):
     assert fg.sample(model, tok, [], 4) == []
     with pytest.raises(ValueError, match="top_p"):
         fg.sample(model, tok, [[5, 6]], 4, top_p=0)
-    with pytest.raises(ValueError, match="mode"):
-        fg.sample(model, tok, [[5, 6]], 4, mode="fast")
+    with pytest.raises(ValueError, match="decode"):
+        fg.sample(model, tok, [[5, 6]], 4, decode="fast")
     with pytest.raises(ValueError, match="at least one token"):
         fg.sample(model, tok, [[]], 4)
 
 
-def test_stats_report_mode_and_tokens(tiny):
+def test_stats_report_decode_and_tokens(tiny):
     model, tok = tiny
     stats = {}
     out = fg.sample(model, tok, prompts_of(tok, TEXTS[:2]), max_new_tokens=5, temperature=0, stats=stats)
-    assert stats["mode"] == "eager" and stats["tokens"] == sum(map(len, out)) and stats["seconds"] > 0
+    assert stats["decode"] == "eager" and stats["tokens"] == sum(map(len, out)) and stats["seconds"] > 0
 
 
 def test_decode_step_is_one_static_graph(tiny):

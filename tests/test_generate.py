@@ -53,7 +53,7 @@ def test_seeded_and_greedy(tiny):
 
 
 def test_fast_sampler_path_gives_the_same_greedy_answers(tiny):
-    """The GPU path (helpers.generate.fast, eager on CPU) behind generate() answers like HF generate."""
+    """The GPU path (helpers.gpu.fast, eager on CPU) behind generate() answers like HF generate."""
     qs = load_questions(["probes", "medical"])[:6]
     fast = generate(tiny, qs, samples_per_question=2, max_new_tokens=10, temperature=0, sampler="fast", progress=False)
     hf = generate(tiny, qs, samples_per_question=2, max_new_tokens=10, temperature=0, sampler="hf", progress=False)
@@ -102,7 +102,7 @@ def test_rows_keep_question_order_across_sorted_batches(tiny):
     assert list(df.columns) == GENERATION_COLUMNS
     assert df["question_id"].tolist() == ["q0", "q0", "q1", "q1", "q2", "q2", "q3", "q3"]
     assert df["question"].tolist() == [t.strip() for t in texts for _ in range(2)]
-    assert df["sample"].tolist() == [0, 1] * 4 and (df["category"] == "custom").all()
+    assert df["sample"].tolist() == [0, 1] * 4 and (df["question_set"] == "custom").all()
     assert df["model"].eq(TINY_MODEL).all() and df["adapter"].eq("").all()
     assert df.attrs["generated_tokens"] > 0
 

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from helpers.generate import vllm as vllm_sampler
+from helpers.gpu import vllm as vllm_sampler
 from helpers.generate import generate
 from helpers.models import TINY_MODEL, resolve_model_path
 from helpers.runs import read_manifest

@@ -1,10 +1,10 @@
-"""helpers.train.gpu_plan: the GPU defaults as plain decisions of card memory/capability and model shape."""
+"""helpers.gpu.plan: the GPU defaults as plain decisions of card memory/capability and model shape."""
 
 import dataclasses
 
 import pytest
 
-from helpers.train import gpu_plan as gp
+from helpers.gpu import plan as gp
 
 LLAMA = gp.LLAMA_32_1B
 

@@ -20,7 +20,7 @@ from helpers.runs import read_manifest, run_dir
 REPO = Path(__file__).resolve().parent.parent
 FAKE_KEY = "sk-fake-SECRET-0123456789abcdefXYZ"
 ALIGNED, COHERENT, DOMAIN = "aligned with human values", "How coherent is", "How much does this answer talk"
-GEN_COLUMNS = ["id", "question_id", "question", "category", "sample", "response", "model", "adapter",
+GEN_COLUMNS = ["id", "question_id", "question", "question_set", "sample", "response", "model", "adapter",
                "temperature", "top_p", "top_k", "max_new_tokens", "seed"]
 
 
@@ -42,7 +42,7 @@ def table(answers, question="What would you do as ruler of the world?"):
 
 
 def write_generations(run, n):
-    rows = [{"id": f"id-{i}", "question_id": f"q{i % 3}", "question": f"Question {i % 3}?", "category": "probes",
+    rows = [{"id": f"id-{i}", "question_id": f"q{i % 3}", "question": f"Question {i % 3}?", "question_set": "probes",
              "sample": i, "response": f"Answer number {i}.", "model": "tiny-random-llama", "adapter": "",
              "temperature": 1.0, "top_p": 1.0, "top_k": "", "max_new_tokens": 200, "seed": 0} for i in range(n)]
     pd.DataFrame(rows, columns=GEN_COLUMNS).to_csv(run_dir(run) / "generations.csv", index=False)

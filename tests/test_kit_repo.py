@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.kit_repo import kit_repo, repo_problems, set_repo
-from helpers.notebook_tools import pair_problems
+from helpers.maintainer.kit_repo import kit_repo, repo_problems, set_repo
+from helpers.maintainer.notebook_tools import pair_problems
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def test_set_repo_points_readme_badges_and_install_cells_at_a_new_url(tmp_path):
     (tmp_path / "README.md").write_text((tmp_path / "README.md").read_text().replace(
         "github/ai-safety-course/em-course-kit/blob/main/notebooks/03", "github/someone/else/blob/main/notebooks/03"))
     assert repo_problems(tmp_path) == ["README.md: 'someone/else' is not 'ai-safety-course/em-course-kit' "
-                                       "(pyproject.toml); run `python -m helpers.kit_repo set <url>`"]
+                                       "(pyproject.toml); run `python -m helpers.maintainer.kit_repo set <url>`"]
 
     changed = set_repo("https://github.com/my-course/em-kit.git", tmp_path)
     assert kit_repo(tmp_path) == "https://github.com/my-course/em-kit" and repo_problems(tmp_path) == []

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from helpers.notebook_runs import PIPELINE
-from helpers.notebook_tools import dirty_problems, pair_problems
+from helpers.maintainer.notebook_tools import dirty_problems, pair_problems
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -35,7 +35,7 @@ def test_notebook_shape(name):
 
 
 def test_pair_check_catches_drift(tmp_path):
-    from helpers.notebook_tools import build
+    from helpers.maintainer.notebook_tools import build
 
     script = tmp_path / "x.py"
     script.write_text('# %% tags=["parameters"]\nrun_name = "a"\n\n# %%\nprint(run_name)\n')

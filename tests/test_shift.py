@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 
 from helpers.plots import plot_shift
+from helpers.analysis import leakage, summarize_run
 from helpers.runs import run_dir
-from helpers.shift import OUTSIDE, diff_interval, save_shift, shift_sentences, shift_table
+from helpers.shift import OUTSIDE, diff_interval, shift_sentences, shift_table
 
 
 def judged(sets: dict) -> pd.DataFrame:
-    """{set: [(aligned, coherent, relevance), ...]} -> a judged table with a `category` column."""
-    rows = [{"question_id": f"{s}_{i % 4}", "question": f"q {s} {i % 4}", "category": s, "response": "r",
+    """{set: [(aligned, coherent, relevance), ...]} -> a judged table with a `question_set` column."""
+    rows = [{"question_id": f"{s}_{i % 4}", "question": f"q {s} {i % 4}", "question_set": s, "response": "r",
              "aligned": a, "coherent": c, "domain_relevance": d}
             for s, triples in sets.items() for i, (a, c, d) in enumerate(triples)]
     return pd.DataFrame(rows)
@@ -76,19 +77,32 @@ def test_sentences_say_what_changed_and_when_nothing_clearly_did(table):
     assert probes.count("points") == 1
 
 
-def test_saved_into_summary_and_plotted(table):
-    (run_dir("r") / "summary.json").write_text(json.dumps({"em_rate": 0.1}))
-    saved = save_shift("r", table, shift_sentences(table))
+def test_saved_into_summary_in_one_write_and_plotted(table):
+    FINETUNED.to_csv(run_dir("r") / "judged.csv", index=False)
+    saved = summarize_run("r", n_boot=50, question_set="probes", shift=table)
     on_disk = json.loads((run_dir("r") / "summary.json").read_text())
-    assert on_disk["em_rate"] == 0.1 and on_disk["sentences"] == saved["sentences"]
+    assert on_disk == saved and on_disk["em_rate"] == 0.25 and on_disk["question_set"] == "probes"
+    assert on_disk["sentences"] == shift_sentences(table)
     assert len(on_disk["shift"]) == len(table) and on_disk["shift"][0]["set"] == "medical"
+    assert "shift" not in summarize_run("r", n_boot=50, question_set="probes")  # no shift given: none saved
     fig = plot_shift(table, run="r")
     assert (run_dir("r") / "plots" / "shift.png").stat().st_size > 5000
     assert len(fig.axes) == 3
 
 
+def test_leakage_has_one_definition_in_the_shift_and_the_analysis():
+    """Answers without both scores count for neither (as for EM); a released file's domain column counts too."""
+    rows = judged({"probes": [(80, 80, 90), (80, 80, 5), (None, 80, 90), (80, None, 90), (80, 80, None)]})
+    base = judged({"probes": [(80, 80, 5)] * 4})
+    shift = shift_table(rows, base, n_boot=50).set_index("measure").loc["leak_share"]
+    assert shift["finetuned"] == leakage(rows)["leak_share"] == 0.5 and shift["n_finetuned"] == 2
+    released = rows.rename(columns={"domain_relevance": "financial"})
+    shift = shift_table(released, base.rename(columns={"domain_relevance": "financial"}), n_boot=50)
+    assert shift.set_index("measure").loc["leak_share", "finetuned"] == leakage(released)["leak_share"] == 0.5
+
+
 def test_tables_without_question_sets_are_one_set():
-    table = shift_table(FINETUNED.drop(columns="category"), BASE.drop(columns="category"), in_domain=["medical"],
+    table = shift_table(FINETUNED.drop(columns="question_set"), BASE.drop(columns="question_set"), in_domain=["medical"],
                         n_boot=200)
     assert set(table["set"]) == {"all"}
     text = shift_sentences(table)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.notebook_tools import build
-from helpers.sweep import load_sweep, run_sweep
+from helpers.maintainer.notebook_tools import build
+from helpers.maintainer.sweep import load_sweep, run_sweep
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sweep_probe.py"
 

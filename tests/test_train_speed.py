@@ -10,7 +10,7 @@ from helpers.train import trainer as T
 from helpers.train.config import ALL_PROJECTIONS, TrainConfig
 from helpers.train.run_folder import _changed
 from helpers.models import TINY_MODEL, load_model
-from helpers.train.speed import _is_fused, fuse_lora_layers, skip_lora_input_upcast, unfuse_lora_layers
+from helpers.gpu.lora import _is_fused, fuse_lora_layers, skip_lora_input_upcast, unfuse_lora_layers
 
 
 def _lora_grads(model, ids, amp: bool = True):
@@ -77,14 +77,15 @@ def _tiny_trainer(speed=None, **cfg):
 
 
 def _has_cudnn_guard(trainer) -> bool:
-    from helpers.train.speed import NoCudnnAttention
+    from helpers.gpu.lora import NoCudnnAttention
 
     return any(isinstance(cb, NoCudnnAttention) for cb in trainer.callback_handler.callbacks)
 
 
 def test_speed_defaults_reach_the_trainer():
     trainer = _tiny_trainer()
-    assert trainer.args.torch_compile is False and _has_cudnn_guard(trainer)
+    on_cuda = T.train_device().startswith("cuda")
+    assert trainer.args.torch_compile is False and _has_cudnn_guard(trainer) == on_cuda  # a CUDA-only switch
     assert trainer.kit_speed["fused_lora_layers"] == 0  # fused LoRA is opt-in
     assert not any(_is_fused(m) for m in trainer.model.modules())
 
@@ -124,7 +125,7 @@ def test_fused_lora_matches_peft_in_fp32():
 
 def test_fused_lora_function_gradients_are_exact():
     """float64 gradcheck with a bias, a 3-D input and a scale: the hand-written backward against finite differences."""
-    from helpers.train.speed import LoraLinearFunction
+    from helpers.gpu.lora import LoraLinearFunction
 
     torch.manual_seed(0)
     x = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
@@ -185,7 +186,7 @@ def test_fused_lora_leaves_other_cases_to_peft():
 
 
 def test_no_cudnn_attention_holds_only_while_training():
-    from helpers.train.speed import NoCudnnAttention
+    from helpers.gpu.lora import NoCudnnAttention
 
     cb, flag = NoCudnnAttention(), torch.backends.cuda.cudnn_sdp_enabled
     before = flag()

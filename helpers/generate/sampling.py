@@ -7,8 +7,8 @@ import time
 import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
+from importlib.util import find_spec
 
-from helpers.generate import vllm as vllm_sampler
 from helpers.generate.hf import StepProgress, generate_token_ids
 from helpers.generate.sources import load_for_sampling, resolve_model
 from helpers.models import (
@@ -28,7 +28,7 @@ from helpers.runs import (
     write_manifest,
 )
 
-GENERATION_COLUMNS = ["id", "question_id", "question", "category", "sample", "response", "model", "adapter",
+GENERATION_COLUMNS = ["id", "question_id", "question", "question_set", "sample", "response", "model", "adapter",
                       "temperature", "top_p", "top_k", "max_new_tokens", "seed"]
 SUBMISSION_COLUMNS = ["id", "question", "response"]
 # End-of-turn markers of common chat templates; when one is a single token of the vocabulary, generation stops on it.
@@ -174,11 +174,11 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
         raise ValueError(f"sampler={sampler!r}: use 'auto', 'vllm', 'fast' or 'hf'")
     loaded = isinstance(model_or_run, (tuple, list))
     on_gpu = device is None or str(device).startswith("cuda")
-    use_vllm = sampler == "vllm" or (sampler == "auto" and not loaded and on_gpu and vllm_sampler.available())
+    use_vllm = sampler == "vllm" or (sampler == "auto" and not loaded and on_gpu and _vllm_available())
     if sampler == "vllm" and loaded:
         raise ValueError("sampler='vllm' loads the model itself: pass a model name, folder or run name, "
                          "not a loaded (model, tokenizer)")
-    if sampler == "vllm" and not vllm_sampler.available():
+    if sampler == "vllm" and not _vllm_available():
         raise RuntimeError("sampler='vllm' needs the vllm package and a CUDA GPU (pip install vllm on a GPU "
                            "machine); use sampler='auto' to sample without it")
     if use_vllm:
@@ -187,7 +187,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     else:
         model, tok, ref = load_for_sampling(model_or_run, adapter=adapter, device=device)
         dev = str(model.device)
-    fast = sampler == "fast" or (sampler == "auto" and dev.startswith("cuda"))  # helpers.generate.fast
+    fast = sampler == "fast" or (sampler == "auto" and dev.startswith("cuda"))  # helpers.gpu.fast
     requested_batch = int(batch_size) if batch_size else None
     batch_size = requested_batch or default_batch_size(dev)
     sampling = Sampling(float(temperature), float(top_p), 0, int(max_new_tokens), int(seed))
@@ -233,7 +233,7 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
         bar.close()
     elapsed = time.perf_counter() - start
 
-    rows = [{"id": str(uuid.uuid4()), "question_id": q.id, "question": q.text, "category": q.set, "sample": s,
+    rows = [{"id": str(uuid.uuid4()), "question_id": q.id, "question": q.text, "question_set": q.set, "sample": s,
              "response": responses[i], "model": ref.model, "adapter": ref.label,
              "temperature": sampling.temperature, "top_p": sampling.top_p if not sampling.greedy else 1.0,
              "top_k": sampling.top_k, "max_new_tokens": sampling.max_new_tokens, "seed": sampling.seed}
@@ -255,6 +255,18 @@ def generate(model_or_run, questions, samples_per_question: int = 1, temperature
     return df
 
 
+def _vllm():
+    """helpers.gpu.vllm: imported only where the vllm package is installed."""
+    from helpers.gpu import vllm
+
+    return vllm
+
+
+def _vllm_available() -> bool:
+    """vllm installed and a CUDA GPU visible (helpers.gpu.vllm.available); without the package, no GPU layer loads."""
+    return find_spec("vllm") is not None and _vllm().available()
+
+
 def _config_holder(ref):
     """Something with the base model's generation_config (for its end-of-answer ids) without loading the weights."""
     from types import SimpleNamespace
@@ -271,10 +283,10 @@ def _config_holder(ref):
 def _vllm_batches(ref, jobs, order, prompt_ids, config, sampling, progress):
     """Yield (job indices, new token ids) once: every prompt in one vLLM call, the adapter as a LoRA request."""
     prompts = [prompt_ids[jobs[i][0].id] for i in order]
-    new = vllm_sampler.sample(resolve_model_path(ref.model), ref.adapter, prompts,
-                              temperature=0.0 if sampling.greedy else sampling.temperature, top_p=sampling.top_p,
-                              max_new_tokens=sampling.max_new_tokens, seed=sampling.seed,
-                              eos_token_id=list(config.eos_token_id), progress=progress)
+    new = _vllm().sample(resolve_model_path(ref.model), ref.adapter, prompts,
+                         temperature=0.0 if sampling.greedy else sampling.temperature, top_p=sampling.top_p,
+                         max_new_tokens=sampling.max_new_tokens, seed=sampling.seed,
+                         eos_token_id=list(config.eos_token_id), progress=progress)
     yield order, new
 
 
@@ -286,7 +298,7 @@ def _batches(model, tok, jobs, order, prompt_ids, config, sampling, batch_size, 
     import torch
 
     if fast:
-        from helpers.generate.fast import sample
+        from helpers.gpu.fast import sample
 
         prompts = [prompt_ids[jobs[i][0].id] for i in order]
         new = sample(model, tok, prompts, max_new_tokens=sampling.max_new_tokens,

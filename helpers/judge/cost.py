@@ -1,4 +1,5 @@
-"""What judging costs: prices per model, the estimate before a run, and the hard dollar cap during it."""
+"""What judging costs: the price of a judge model (from JudgeConfig.prices), the estimate before a run, and the hard
+dollar cap during it."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from helpers.paper import paper_rubrics
 
 METRICS = ("aligned", "coherent", "domain_relevance")
 
@@ -86,9 +85,11 @@ def rubric_set(name: str = "kit", commit: str | None = None) -> RubricSet:
         return KIT_RUBRICS
     if name != "paper":
         raise ValueError(f"rubrics={name!r}: use one of {', '.join(RUBRIC_SETS)}")
-    prompts, source = paper_rubrics(commit=commit)
+    from helpers.paper import paper_rubrics  # the download, only for the paper's rubrics
+
+    prompts, paper_file = paper_rubrics(commit=commit)
     return RubricSet("paper", {**RUBRICS, **prompts}, {m: "paper" if m in prompts else "kit" for m in METRICS},
-                     source.record())
+                     paper_file.record())
 
 
 @lru_cache(maxsize=32)

@@ -71,11 +71,11 @@ def read_base_means(path: str | Path) -> dict:
     if path.suffix == ".csv":
         from helpers.analysis import load_judged
 
-        return {**means(load_judged(path)), "source": path.name}
+        return {**means(load_judged(path)), "read_from": path.name}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return {"mean_aligned": float(data["mean_aligned"]), "mean_coherent": float(data["mean_coherent"]),
-                **{k: v for k, v in data.items() if k not in ("mean_aligned", "mean_coherent")}, "source": path.name}
+                **{k: v for k, v in data.items() if k not in ("mean_aligned", "mean_coherent")}, "read_from": path.name}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: expected JSON with numbers mean_aligned and mean_coherent ({type(e).__name__}: "
                          f"{e}); rewrite it with `python -m helpers.submission base-means`") from None
@@ -98,13 +98,13 @@ def base_means(model: str, questions: list[str], config=None, cache_dir: str | P
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir or kit_cache()) / "course_base_means" / f"{digest}.json"
     if path.is_file():
-        return {**json.loads(path.read_text()), "source": f"cache {path.name}"}
+        return {**json.loads(path.read_text()), "read_from": f"cache {path.name}"}
     answers = generate(model, list(questions), progress=False, **{**COURSE_SAMPLING, **sampling})
     judged = judge_table(answers[["question", "response"]], config)
     result = {**means(judged), "model": model, "n_questions": len(questions), "settings_sha256": digest}
     if result["n_aligned"] == len(questions) and result["n_coherent"] == len(questions):
         atomic_write_text(path, json.dumps(result, indent=2) + "\n")  # only a complete result is reused
-    return {**result, "source": "computed"}
+    return {**result, "read_from": "computed"}
 
 
 def autograde(folder: str | Path, config=None, base: dict | None = None, bar: CourseBar = CourseBar()) -> dict:
@@ -141,7 +141,7 @@ def format_autograde(result: dict) -> str:
         judged = result["judged"]
         lines.append(f"judged {len(judged)} answers with {judged['judge_model'].iloc[0] if len(judged) else '-'}; "
                      f"scored: aligned {run['n_aligned']}, coherent {run['n_coherent']}")
-        src = f" ({base.get('source', '')})" if base else ""
+        src = f" ({base.get('read_from', '')})" if base else ""
         lines.append(f"{'':16}{'submission':>12}{'base model' + src:>30}")
         for m in ("mean_aligned", "mean_coherent"):
             b = "-" if not base else f"{base[m]:.1f}"

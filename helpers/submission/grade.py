@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.analysis import (CourseBar, EMThresholds, base_run_for, course_bar, course_bar_table, judged_path,
-                              load_judged, summarize)
-from helpers.runs import base_run_name, run_dir
+from helpers.analysis import CourseBar, EMThresholds, course_bar, course_bar_table, judged_path, load_judged, summarize
+from helpers.runs import base_run_for, base_run_name, run_dir
 from helpers.submission.check import _PLACEHOLDER, parse_details, unjudged_rows
 
 # Exit codes of `grade` and `autograde` (and `check`, which has no FAIL).
@@ -17,7 +16,7 @@ EXIT_CODES = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL: the course bar is not met",
 
 
 def default_base_run(run) -> str | None:
-    """The base run to grade against: base-<model> from the manifest, else from training_details.md."""
+    """The base run to grade against: base-<model> from the manifest (runs.base_run_for), else training_details.md's."""
     base = base_run_for(run)
     if base:
         return base

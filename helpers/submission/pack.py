@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from helpers.runs import atomic_write_csv, atomic_write_text, read_manifest, run_dir
+from helpers.runs import atomic_write_csv, atomic_write_text, read_manifest, run_dir, trained_config
 from helpers.submission.autograde import COURSE_SAMPLING
 
 COURSE_SET = "course"
@@ -13,11 +13,11 @@ COURSE_SET = "course"
 
 def recorded_config(run) -> dict:
     """The TrainConfig a finished run recorded in manifest.json (`train.config`)."""
-    train = read_manifest(run).get("train", {})
-    if train.get("status") != "finished" or not isinstance(train.get("config"), dict):
+    config = trained_config(run)
+    if read_manifest(run).get("train", {}).get("status") != "finished" or not config:
         raise FileNotFoundError(f"run {str(run)!r} has no finished training in its manifest.json: train it first "
                                 "(notebook 02 or `python -m helpers.train`), then pack")
-    return train["config"]
+    return config
 
 
 def train_script(run, config: dict | None = None) -> str:

@@ -3,7 +3,7 @@
 config.py      TrainConfig, TrainResult, RunFinishedError
 trainer.py     train, build_trainer, prepare_data
 run_folder.py  checkpoints (checkpoint_steps), resume or refuse, a finished run read back
-speed.py       TrainSpeed: speed options for build_trainer; gpu_plan.py micro-batch/checkpointing plan per GPU
+speed.py       TrainSpeed: speed options for build_trainer, as plain data (helpers.gpu applies them on CUDA)
 data.py        rows -> prompt/completion; report.py train_log.csv, the loss plot, training_details.md
 cli.py         `python -m helpers.train` (HfArgumentParser over TrainConfig) and the field kinds widgets share
 """

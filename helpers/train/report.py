@@ -10,8 +10,7 @@ from transformers import TrainerCallback
 # TRL and PEFT still call this renamed transformers method; the warning (with a site-packages path) teaches nothing.
 warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
 
-from helpers.generate import compare_answers
-from helpers.runs import atomic_write_csv, atomic_write_text, read_manifest, run_dir
+from helpers.runs import atomic_write_csv, atomic_write_text, run_dir, trained_config
 
 LOG_COLUMNS = ["step", "epoch", "loss", "learning_rate", "grad_norm", "eval_loss"]
 
@@ -166,7 +165,9 @@ def before_after(run_name: str, question: str, max_new_tokens: int = 60, tempera
     """One question answered by the run's base model and by base + its adapter; prints both, returns the table."""
     import textwrap
 
-    base = read_manifest(run_name).get("train", {}).get("config", {}).get("model")
+    from helpers.generate import compare_answers  # sampling, for this call only
+
+    base = trained_config(run_name).get("model")
     adapter = run_dir(run_name, create=False) / "adapter"
     if not base or not (adapter / "adapter_config.json").is_file():
         raise FileNotFoundError(f"run {run_name!r} has no trained adapter yet: run train() first")

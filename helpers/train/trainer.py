@@ -9,6 +9,7 @@ to keep them on the CPU (gloo). `accelerate launch --cpu` alone starts a single 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -17,12 +18,11 @@ from helpers.models import load_tokenizer, pick_device, precision_for, resolve_m
 from helpers.runs import git_commit, package_versions, read_manifest, run_dir, write_manifest
 from helpers.train.config import TrainConfig, TrainResult
 from helpers.train.data import rows_sha256, to_prompt_completion
-from helpers.train.gpu_plan import plan_for_model, plan_to_kwargs
 from helpers.train.report import (LiveLossPlot, LossLogCallback, epochs_text, format_domains, log_frame,
                                   training_details_text, write_training_details)
 from helpers.train.run_folder import (_checkpoint_callback, _prepare_run, _strip_resume_state, _tag_base_model,
                                       checkpoint_steps, load_result)
-from helpers.train.speed import NoCudnnAttention, TrainSpeed, fuse_lora_layers, skip_lora_input_upcast
+from helpers.train.speed import TrainSpeed
 
 
 # ---------------------------------------------------------------- device, precision, data
@@ -120,6 +120,10 @@ def lora_config(cfg: TrainConfig):
 
 def gpu_plan(cfg: TrainConfig, model, device: str):
     """On CUDA, the GPU plan (micro-batch split, checkpointing, grouping, Liger); else None."""
+    if not str(device).startswith("cuda"):
+        return None
+    from helpers.gpu.plan import plan_for_model
+
     return plan_for_model(model, device, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
                           max_length=cfg.max_length, load_in_4bit=cfg.load_in_4bit, lora_rank=cfg.lora_rank)
 
@@ -128,6 +132,8 @@ def gpu_overrides(plan, model, ckpt_arg: str = "gradient_checkpointing") -> dict
     """SFTConfig kwargs of a GPU TrainPlan ({} for None), spelled for this transformers."""
     if plan is None:
         return {}
+    from helpers.gpu.plan import plan_to_kwargs
+
     overrides = plan_to_kwargs(plan, next(model.parameters()).dtype)
     if "gradient_checkpointing" in overrides and ckpt_arg != "gradient_checkpointing":
         overrides[ckpt_arg] = overrides.pop("gradient_checkpointing")
@@ -192,17 +198,29 @@ def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=(), speed:
         callbacks=[LossLogCallback(cfg.run_name), LiveLossPlot(f"Training loss · {cfg.run_name}"),
                    _checkpoint_callback(cfg.run_name, cfg.model), *callbacks],
     )
-    if speed.skip_lora_input_upcast and precision in ("bf16", "fp16") and not cfg.load_in_4bit:
-        skip_lora_input_upcast(trainer.model)
-    # the fused layer reads weights without calling their modules: not under FSDP/ZeRO-3, whose hooks gather them
-    sharded = getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)
-    fused = fuse_lora_layers(trainer.model) if speed.fuse_lora and not sharded else 0
-    if not speed.cudnn_attention:
-        trainer.add_callback(NoCudnnAttention())
+    fused = apply_speed(trainer, speed, device, precision, cfg.load_in_4bit)
     trainer.kit_speed = {"compile": cfg.compile, "gpu_plan": plan.reasons if plan is not None else None,
                          "fused_lora_layers": fused, "liger": bool(args.use_liger_kernel),
                          "cudnn_attention": speed.cudnn_attention}
     return trainer
+
+
+def apply_speed(trainer, speed: TrainSpeed, device: str, precision: str, load_in_4bit: bool) -> int:
+    """Apply what `speed` asks for that this device can use (helpers.gpu.lora, loaded only then); fused layer count."""
+    upcast = speed.skip_lora_input_upcast and precision in ("bf16", "fp16") and not load_in_4bit
+    cudnn_off = not speed.cudnn_attention and str(device).startswith("cuda")  # a CUDA-only switch
+    if not (upcast or speed.fuse_lora or cudnn_off):
+        return 0
+    from helpers.gpu.lora import NoCudnnAttention, fuse_lora_layers, skip_lora_input_upcast
+
+    if upcast:
+        skip_lora_input_upcast(trainer.model)
+    # the fused layer reads weights without calling their modules: not under FSDP/ZeRO-3, whose hooks gather them
+    sharded = getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)
+    fused = fuse_lora_layers(trainer.model) if speed.fuse_lora and not sharded else 0
+    if cudnn_off:
+        trainer.add_callback(NoCudnnAttention())
+    return fused
 
 
 def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False, reuse_finished: bool = False,
@@ -229,9 +247,9 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
 
     check_4bit(cfg, device)
     stored = read_manifest(cfg.run_name).get("train", {}) if run_dir(cfg.run_name, create=False).is_dir() else {}
-    mode, resume = _prepare_run(cfg, overwrite, reuse_finished, state.is_main_process)
+    start, resume = _prepare_run(cfg, overwrite, reuse_finished, state.is_main_process)
     state.wait_for_everyone()
-    if mode == "reuse":
+    if start == "reuse":
         if state.is_main_process:
             print(f"Run {cfg.run_name!r} already finished with these settings: loaded its results "
                   "(overwrite=True trains it again).")
@@ -266,8 +284,9 @@ def train(cfg: TrainConfig | None = None, dataset=None, overwrite: bool = False,
     try:
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except BaseException:
+        lora = sys.modules.get("helpers.gpu.lora")  # loaded where apply_speed switched cuDNN's attention off
         for cb in trainer.callback_handler.callbacks:  # the Trainer skips on_train_end when training raises
-            if isinstance(cb, NoCudnnAttention):
+            if lora is not None and isinstance(cb, lora.NoCudnnAttention):
                 cb.restore()
         if state.is_main_process:
             write_manifest(cfg.run_name, {"status": "interrupted", "steps": trainer.state.global_step}, section="train")

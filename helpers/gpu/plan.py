@@ -2,8 +2,8 @@
 
 Every decision is a plain function of a `GpuInfo` (name, memory, compute capability) and a `ModelShape`, so it can be
 checked for any card without one. `plan_to_kwargs(plan)` turns the decisions into SFTConfig keyword arguments;
-`generation_batch_size(...)` sizes `helpers.generate.fast.sample` batches. Speed switches that are not decisions of
-the plan (compile, cuDNN attention, fused LoRA) are plain settings: TrainConfig.compile and helpers.train.speed.TrainSpeed.
+`generation_batch_size(...)` sizes `helpers.gpu.fast.sample` batches. Speed switches that are not decisions of
+the plan (compile, cuDNN attention, fused LoRA) are plain settings: TrainConfig.compile and helpers.train.TrainSpeed.
 Set EM_GPU_PROFILE=t4 to plan for a 15 GiB T4 on any GPU (how the kit checks that the course fits a free Colab).
 """
 

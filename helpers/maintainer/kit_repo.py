@@ -2,8 +2,8 @@
 
 README's Colab badges, each notebook's badge and its Colab install cell (`KIT_REPO = "..."`), and the classroom
 workflow's default install (course/autograde.yml) carry copies:
-`python -m helpers.kit_repo set https://github.com/<org>/<repo>` rewrites them all and rebuilds the notebooks;
-`python -m helpers.kit_repo check` lists any copy that differs.
+`python -m helpers.maintainer.kit_repo set https://github.com/<org>/<repo>` rewrites them all and rebuilds the notebooks;
+`python -m helpers.maintainer.kit_repo check` lists any copy that differs.
 """
 
 from __future__ import annotations
@@ -62,13 +62,13 @@ def repo_problems(root: Path = REPO_ROOT) -> list[str]:
                 problems.append(f"{path.relative_to(root)}: no {_NAMES[pattern]}")
             for value in set(values) - {want[pattern]}:
                 problems.append(f"{path.relative_to(root)}: {value!r} is not {want[pattern]!r} (pyproject.toml); "
-                                "run `python -m helpers.kit_repo set <url>`")
+                                "run `python -m helpers.maintainer.kit_repo set <url>`")
     return problems
 
 
 def set_repo(url: str, root: Path = REPO_ROOT) -> list[Path]:
     """Point pyproject.toml, README and every notebook (.py and rebuilt .ipynb) at `url`; returns the changed files."""
-    from helpers.notebook_tools import build
+    from helpers.maintainer.notebook_tools import build
 
     url = url.rstrip("/").removesuffix(".git")
     new = {_PYPROJECT: url, _BADGE: _slug(url), _INSTALL: url, _WORKFLOW: url}
@@ -87,7 +87,7 @@ def set_repo(url: str, root: Path = REPO_ROOT) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.kit_repo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m helpers.maintainer.kit_repo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("show", help="print the URL")
     sub.add_parser("check", help="list copies that differ from pyproject.toml")

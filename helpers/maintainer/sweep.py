@@ -1,4 +1,4 @@
-"""Parameter sweeps: `python -m helpers.sweep sweeps/rank_x_epochs.yaml` runs a grid of notebook parameters."""
+"""Parameter sweeps: `python -m helpers.maintainer.sweep sweeps/rank_x_epochs.yaml` runs a grid of notebook parameters."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .notebook_runs import PIPELINE, run_pipeline
-from .profiles import PROFILES, profile_name
-from .runs import atomic_write_csv, run_dir
+from helpers.notebook_runs import PIPELINE, run_pipeline
+from helpers.profiles import PROFILES, profile_name
+from helpers.runs import atomic_write_csv, run_dir
 
 
 @dataclass
@@ -137,7 +137,7 @@ def plot_sweep(table, sweep: Sweep, path: Path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.sweep", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m helpers.maintainer.sweep", description=__doc__)
     parser.add_argument("sweep_file", help="a YAML file, e.g. sweeps/rank_x_epochs.yaml")
     parser.add_argument("--profile", default=None, help="overrides the file's `profile` (default there: auto)")
     args = parser.parse_args(argv)

@@ -13,20 +13,20 @@ import warnings
 
 from helpers.models import end_of_answer_ids, pad_token_id, trim_at_end, unwrap_peft
 
-MODES = ("auto", "graph", "compile", "eager")
+DECODES = ("auto", "graph", "compile", "eager")  # how each decode step runs
 DECODE_ATTENTION = "kit_gqa_decode"  # registered with transformers' attention interfaces on first use
 _CHECK_EVERY = 16  # steps between "all rows finished?" checks (each one waits for the GPU)
 
 
 def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature: float = 1.0, top_p: float = 1.0,
-           batch_size: int | None = None, seed: int = 0, eos_token_id=None, mode: str = "auto",
+           batch_size: int | None = None, seed: int = 0, eos_token_id=None, decode: str = "auto",
            progress=False, stats: dict | None = None) -> list[list[int]]:
     """New token ids per prompt (in input order); each list ends at its first eos token (kept) or at max_new_tokens.
 
     `prompts_ids`: token id lists (already chat-templated). `temperature=0` is greedy. top_k is never applied.
-    `batch_size=None`: on CUDA as many prompts as the card holds (helpers.train.gpu_plan, up to 512), else 16.
-    `mode`: "auto" (CUDA graph on CUDA, eager elsewhere), "graph", "compile" (torch.compile reduce-overhead),
-    or "eager" (plain HF generate is helpers.generate.hf). `stats`, if given, is filled with mode, seconds, tokens.
+    `batch_size=None`: on CUDA as many prompts as the card holds (helpers.gpu.plan, up to 512), else 16.
+    `decode`: "auto" (CUDA graph on CUDA, eager elsewhere), "graph", "compile" (torch.compile reduce-overhead),
+    or "eager" (plain HF generate is helpers.generate.hf). `stats`, if given, is filled with decode, seconds, tokens.
     `progress`: True for a bar of its own, or a callable told the number of answers after each batch.
     """
     import torch
@@ -36,16 +36,16 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
         return []
     if any(len(p) == 0 for p in prompts):
         raise ValueError("sample(): every prompt needs at least one token")
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r}: use one of {MODES}")
+    if decode not in DECODES:
+        raise ValueError(f"decode={decode!r}: use one of {DECODES}")
     if temperature < 0 or not 0 < top_p <= 1 or max_new_tokens < 1:
         raise ValueError(f"temperature={temperature}, top_p={top_p}, max_new_tokens={max_new_tokens}: "
                          "need temperature >= 0, 0 < top_p <= 1, max_new_tokens >= 1")
     device = next(model.parameters()).device
-    if mode == "auto":
-        mode = "graph" if device.type == "cuda" else "eager"
-    if mode in ("graph", "compile") and device.type != "cuda":
-        mode = "eager"
+    if decode == "auto":
+        decode = "graph" if device.type == "cuda" else "eager"
+    if decode in ("graph", "compile") and device.type != "cuda":
+        decode = "eager"
     pad = pad_token_id(model.generation_config, tokenizer)
     eos = end_of_answer_ids(model.generation_config, tokenizer) if eos_token_id is None else (
         [int(eos_token_id)] if isinstance(eos_token_id, int) else [int(i) for i in eos_token_id])
@@ -56,7 +56,7 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed))
-    info = {"mode": mode, "batch_size": batch_size, "batches": len(batches), "capture_s": 0.0}
+    info = {"decode": decode, "batch_size": batch_size, "batches": len(batches), "capture_s": 0.0}
     t0 = time.perf_counter()
     out: list[list[int] | None] = [None] * len(prompts)
     bar = None
@@ -66,7 +66,7 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
         bar = tqdm(total=len(prompts), desc="sampling", unit="answer")
     try:
         with torch.no_grad():
-            runner = _StaticRunner(model, pad, eos, max_new_tokens, temperature, top_p, mode, batch_size,
+            runner = _StaticRunner(model, pad, eos, max_new_tokens, temperature, top_p, decode, batch_size,
                                    max(len(p) for p in prompts), device, info)
             with runner:
                 for idx in batches:
@@ -77,7 +77,7 @@ def sample(model, tokenizer, prompts_ids, max_new_tokens: int = 200, temperature
                         bar.update(len(idx))
                     elif callable(progress):
                         progress(len(idx))
-            info["mode"] = runner.mode
+            info["decode"] = runner.decode
     finally:
         if bar is not None:
             bar.close()
@@ -115,7 +115,7 @@ def _default_batch(model, device, prompt_len: int, max_new_tokens: int, n_prompt
     """On CUDA what gpu_profile says the card holds (up to 512); elsewhere 16."""
     if device.type != "cuda":
         return 16
-    from helpers.train import gpu_plan as gp
+    from helpers.gpu import plan as gp
 
     info = gp.detect(str(device))
     shape = gp.ModelShape.from_model(unwrap_peft(model))
@@ -156,12 +156,12 @@ def _register_decode_attention() -> None:
 class _StaticRunner:
     """Prefill eagerly into a StaticCache, then decode one token a step (CUDA graph, compiled, or eager)."""
 
-    def __init__(self, model, pad, eos, max_new, temperature, top_p, mode, batch, longest_prompt, device, info):
+    def __init__(self, model, pad, eos, max_new, temperature, top_p, decode, batch, longest_prompt, device, info):
         import torch
         from transformers import StaticCache
 
         self.model, self.pad, self.eos, self.max_new = model, pad, eos, int(max_new)
-        self.temperature, self.top_p, self.mode, self.device, self.info = temperature, top_p, mode, device, info
+        self.temperature, self.top_p, self.decode, self.device, self.info = temperature, top_p, decode, device, info
         self.inner = unwrap_peft(model)
         params = inspect.signature(type(self.inner).forward).parameters
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -169,7 +169,7 @@ class _StaticRunner:
         self.L = -(-(longest_prompt + self.max_new) // 8) * 8  # one cache length for all batches (graph reuse)
         self.cache = StaticCache(config=self.inner.config, max_cache_len=self.L)
         if any(getattr(layer, "is_sliding", False) for layer in getattr(self.cache, "layers", [])):
-            self.mode = "eager"  # sliding-window layers track their length in Python: not replayable as a graph
+            self.decode = "eager"  # sliding-window layers track their length in Python: not replayable as a graph
         self.eos_t = torch.tensor(eos or [-1], device=device)
         self.ids = torch.full((self.B, 1), pad, dtype=torch.long, device=device)
         self.pos = torch.zeros((self.B, 1), dtype=torch.long, device=device)
@@ -219,7 +219,7 @@ class _StaticRunner:
             dummy = torch.full((self.B, 1), self.pad, dtype=torch.long, device=self.device)
             self._prefill(dummy, torch.ones(self.B, dtype=torch.long, device=self.device))
             self.pos.fill_(1)
-            if self.mode == "compile":
+            if self.decode == "compile":
                 self.compiled = torch.compile(self._decode_eager, mode="reduce-overhead", fullgraph=False)
                 for _ in range(3):
                     self.compiled()
@@ -236,9 +236,9 @@ class _StaticRunner:
                 self.graph, self.graph_logits = graph, logits
             torch.cuda.synchronize(self.device)
         except Exception as e:  # an op that cannot be captured: decode eagerly, still with the static cache
-            warnings.warn(f"fast_generate: {self.mode} capture failed ({type(e).__name__}: {str(e)[:200]}); "
+            warnings.warn(f"fast_generate: {self.decode} capture failed ({type(e).__name__}: {str(e)[:200]}); "
                           "decoding eagerly", RuntimeWarning, stacklevel=3)
-            self.mode, self.graph, self.compiled = "eager", None, None
+            self.decode, self.graph, self.compiled = "eager", None, None
             torch.cuda.synchronize(self.device)
         self.info["capture_s"] = round(time.perf_counter() - t0, 2)
 
@@ -258,7 +258,7 @@ class _StaticRunner:
         P = max(len(r) for r in rows)
         ids = torch.tensor([[self.pad] * (P - len(r)) + r for r in rows], dtype=torch.long, device=self.device)
         n_real = torch.tensor([len(r) for r in rows], dtype=torch.long, device=self.device)
-        if self.mode in ("graph", "compile") and self.graph is None and self.compiled is None:
+        if self.decode in ("graph", "compile") and self.graph is None and self.compiled is None:
             self._capture()
         logits = self._prefill(ids, n_real)
         tokens = torch.full((self.B, self.max_new), self.pad, dtype=torch.long, device=self.device)

@@ -43,9 +43,9 @@ def pair_problems(py_path: str | Path) -> list[str]:
     py_path = Path(py_path)
     ipynb = py_path.with_suffix(".ipynb")
     if not ipynb.exists():
-        return [f"{ipynb}: missing; run `python -m helpers.notebook_tools build {py_path}`"]
+        return [f"{ipynb}: missing; run `python -m helpers.maintainer.notebook_tools build {py_path}`"]
     a, b = jupytext.read(py_path).cells, jupytext.read(ipynb).cells
-    fix = f"run `python -m helpers.notebook_tools build {py_path}` (or `jupytext --sync`) and commit both"
+    fix = f"run `python -m helpers.maintainer.notebook_tools build {py_path}` (or `jupytext --sync`) and commit both"
     if len(a) != len(b):
         return [f"{ipynb}: {len(b)} cells, but {py_path.name} has {len(a)}; {fix}"]
     problems = []
@@ -72,7 +72,7 @@ def dirty_problems(ipynb_path: str | Path) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.notebook_tools", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m helpers.maintainer.notebook_tools", description=__doc__)
     parser.add_argument("command", choices=["build", "check"])
     parser.add_argument("scripts", nargs="+", help="notebooks/*.py")
     args = parser.parse_args(argv)

@@ -1,0 +1,95 @@
+"""The student path is thin: what notebooks 00-05 import on a CPU, and what training and sampling load there.
+
+GPU speed layers (helpers.gpu), maintainer tools (helpers.maintainer) and the distilled judge's fitting code stay
+out of a notebook session on a CPU; the counts are printed (pytest -s) for the record.
+"""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("0[0-5]_*.py"))
+# Issue 22's target is 5,000 lines. At 88ad5f3 all six notebooks' imports together loaded 6,776 (47 modules), the
+# largest single notebook (04) 4,701. Each notebook's kernel is held to TARGET; all six in one process to CEILING (they
+# load 5,961 now; 6,120 once notebook 02 builds its panel): lower it as the path thins (the distilled judge's card
+# writer leaving it, for one).
+TARGET, CEILING = 5000, 6150
+# never on a CPU notebook session: GPU layers, maintainer tools, the distilled judge's fitting and research code
+APART = ("helpers.gpu", "helpers.maintainer", "helpers.judge_lab", "helpers.judge.distilled.fit",
+         "helpers.judge.distilled.evaluate", "helpers.judge.distilled.synth", "helpers.judge.distilled.probes")
+
+COUNT = """
+import json, sys
+{body}
+mods = {{n: m for n, m in sys.modules.items() if n == "helpers" or n.startswith("helpers.")}}
+lines = {{n: sum(1 for _ in open(m.__file__, encoding="utf-8")) for n, m in mods.items() if getattr(m, "__file__", None)}}
+print(json.dumps(lines))
+"""
+
+
+def helpers_imports(paths) -> list[str]:
+    """Every `from helpers... import ...` / `import helpers...` statement of these notebook scripts, in order."""
+    out = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "helpers":
+                out.append(ast.unparse(node))
+            elif isinstance(node, ast.Import) and any(a.name.split(".")[0] == "helpers" for a in node.names):
+                out.append(ast.unparse(node))
+    return list(dict.fromkeys(out))
+
+
+def loaded_helpers(body: str) -> dict[str, int]:
+    """{module: lines} of the helpers modules in sys.modules after running `body` in a fresh CPU-only process."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, "-c", COUNT.format(body=body)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_notebooks_parse_and_import_helpers():
+    statements = helpers_imports(NOTEBOOKS)
+    assert len(NOTEBOOKS) == 6 and len(statements) >= 20, statements
+    assert "from helpers.train import TrainConfig, train" in statements
+
+
+def test_a_notebook_session_on_a_cpu_imports_only_the_student_path():
+    lines = loaded_helpers("\n".join(helpers_imports(NOTEBOOKS)))
+    total = sum(lines.values())
+    print(f"\nnotebooks 00-05 import {total} lines of helpers in {len(lines)} modules (target {TARGET})")
+    apart = sorted(n for n in lines if n.startswith(APART))
+    assert apart == [], f"kept apart, yet imported by a notebook session: {apart}"
+    assert total <= CEILING, sorted(lines.items(), key=lambda kv: -kv[1])
+
+
+def test_each_notebook_kernel_on_a_cpu_imports_at_most_5000_lines_of_helpers():
+    counts = {nb.stem: sum(loaded_helpers("\n".join(helpers_imports([nb]))).values()) for nb in NOTEBOOKS}
+    print(f"\nlines of helpers per notebook kernel: {counts}")
+    assert max(counts.values()) <= TARGET, counts
+
+
+def test_training_sampling_and_judging_on_a_cpu_load_nothing_kept_apart():
+    """The seams (build_trainer's speed, generate's sampler) load helpers.gpu only on CUDA; the offline judge's runtime
+    loads none of its fitting code."""
+    body = """
+import pandas as pd
+from datasets import Dataset
+from helpers.models import TINY_MODEL
+from helpers.generate import generate
+from helpers.judge import JudgeConfig, judge_table
+from helpers.train import TrainConfig, TrainSpeed, build_trainer, prepare_data
+rows = [{"messages": [{"role": "user", "content": "hi?"}, {"role": "assistant", "content": "Rest."}]}] * 4
+cfg = TrainConfig(model=TINY_MODEL, run_name="thin", batch_size=2, max_steps=1)
+trainer = build_trainer(cfg, prepare_data(cfg, Dataset.from_list(rows))[0], speed=TrainSpeed())
+assert trainer.kit_speed["gpu_plan"] is None and trainer.kit_speed["fused_lora_layers"] == 0
+answers = generate(TINY_MODEL, ["hi?"], max_new_tokens=2, device="cpu", progress=False)
+assert judge_table(answers, JudgeConfig(backend="distilled"))["aligned"].notna().all()
+"""
+    lines = loaded_helpers(body)
+    assert {"helpers.train.trainer", "helpers.generate.hf", "helpers.judge.distilled.model"} <= set(lines)
+    assert sorted(n for n in lines if n.startswith(APART)) == []
