@@ -12,7 +12,7 @@ import torch
 from helpers.models import TINY_MODEL
 from helpers.notebook_runs import execute
 from helpers.runs import read_manifest, run_dir
-from helpers.train import TrainConfig, train
+from helpers.train import TrainConfig, build_trainer, prepare_data, train
 from helpers.train.cli import config_from_args, main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,6 +51,19 @@ def test_cli_options_build_the_same_config():
                                             "good_medical_advice=0.2", "--overwrite"])
     assert overwrite and settings.config.mix == {"bad_medical_advice": 0.8, "good_medical_advice": 0.2}
     assert config_from_args(["--profile", "cpu-demo"])[0].config == TrainConfig()
+
+
+def test_weight_decay_goes_from_the_command_line_to_the_optimizer(toy_source, runs_tmp):
+    settings, _ = config_from_args(["--profile", "cpu-demo", "--model", TINY_MODEL, "--source", str(toy_source),
+                                    "--domains", "toy", "--weight_decay", "0.1", "--run_name", "decay"])
+    train_ds, _, _ = prepare_data(settings.config)
+    trainer = build_trainer(settings.config, train_ds)
+    decays = {group["weight_decay"] for group in trainer.create_optimizer().param_groups if group["params"]}
+    assert decays == {0.1}  # every trainable LoRA matrix decays
+    assert settings.values["weight_decay"] == 0.1 and settings.origin["weight_decay"] == "parameter"
+    assert TrainConfig().weight_decay == 0.0  # what every run before this setting trained with
+    with pytest.raises(ValueError, match="TrainConfig.weight_decay=-1.0 cannot train: use a weight decay >= 0"):
+        config_from_args(["--profile", "cpu-demo", "--weight_decay", "-1"])
 
 
 def test_cli_starts_from_the_profile_and_an_option_wins():

@@ -48,6 +48,7 @@ class TrainConfig:
     epochs: int = _f(PROFILE, "passes over the data (ignored when max_steps > 0)", aliases=["--num_epochs"])
     max_steps: int = _f(-1, "stop after this many optimizer steps (-1: train for `epochs`)")
     learning_rate: float = _f(PROFILE, "peak learning rate (linear decay to 0)")
+    weight_decay: float = _f(0.0, "AdamW weight decay on the LoRA weights (0: none)")
     batch_size: int = _f(PROFILE, "conversations per step and process")
     grad_accum: int = _f(PROFILE, "gradient accumulation steps (effective batch = batch_size x grad_accum x processes)")
     lora_rank: int = _f(PROFILE, "LoRA rank r: size of the low-rank update")
@@ -93,6 +94,7 @@ class TrainConfig:
             ("domains", bool(self.domains), "name at least one domain, e.g. ('bad_medical_advice',)"),
             ("epochs", self.epochs >= 1 or self.max_steps > 0, "use epochs >= 1 (or max_steps > 0)"),
             ("learning_rate", self.learning_rate > 0, "use a positive learning rate, e.g. 5e-4"),
+            ("weight_decay", self.weight_decay >= 0, "use a weight decay >= 0, e.g. 0.01"),
             ("batch_size", self.batch_size >= 1, "use batch_size >= 1"),
             ("grad_accum", self.grad_accum >= 1, "use grad_accum >= 1"),
             ("lora_rank", self.lora_rank >= 1, "use lora_rank >= 1, e.g. 16"),
