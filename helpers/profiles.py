@@ -147,7 +147,7 @@ class Settings:
     @property
     def values(self) -> dict:
         """The final values, read from `config` now (a panel's edits included)."""
-        return {k: _plain(self[k]) for k in self.origin}
+        return _plain({**dataclasses.asdict(self.config), **self.extras})
 
     def table(self):
         """setting | value | from: what this notebook will use."""
@@ -174,7 +174,7 @@ class Settings:
                                     self.section: {"values": values, "overridden": overridden}}, section="profile")
 
     def __post_init__(self):
-        self._resolved = {k: _plain(self[k]) for k in self.origin}
+        self._resolved = self.values
 
 
 def resolve(profile: str | None = "auto", section: str = "train", run_name: str | None = None, **params) -> Settings:
