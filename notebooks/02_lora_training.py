@@ -104,8 +104,9 @@ settings
 
 # %% [markdown]
 # ## Settings
-# The panel starts from the parameters above and only edits `cfg`; nothing trains until you run the training
-# cell. Re-running the cell above resets the panel's edits.
+# The panel starts from the settings above and only edits `cfg`; nothing trains until you run the training
+# cell, which records the final values, your edits included, in the manifest of the run it trains. Re-running the
+# `settings = resolve(...)` cell resets the panel's edits.
 #
 # *Reopened this notebook and see "Error displaying widget: model not found"? Run the cell below again to get the panel back.*
 

@@ -101,6 +101,18 @@ def test_a_value_you_set_wins_none_takes_the_profile_and_other_fields_keep_their
     assert (gpu["samples_per_question"], gpu["temperature"], gpu.config.max_new_tokens) == (50, 1.0, 600)
 
 
+def test_no_none_reaches_a_field_that_cannot_take_it():
+    """Every notebook parameter left at None resolves to a value its field's type allows (notebook 03's sandbox
+    once got max_new_tokens=None)."""
+    for name in PROFILES:
+        for section in SECTIONS:
+            settings = resolve(name, section, **{f.name: None for f in dataclasses.fields(section_class(section))})
+            hints = typing.get_type_hints(type(settings.config))
+            for key, value in settings.values.items():
+                if key in hints and value is None:
+                    assert type(None) in typing.get_args(hints[key]), (name, section, key)
+
+
 def test_profile_values_are_copies():
     s = resolve("cpu-demo", "sample", question_sets=None)
     s.config.question_sets.append("course")
