@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.kit-installed
 TORCH_VERSION ?= 2.13.0
-# make demo PROFILE=colab-t4: the profile the notebooks start from (helpers/profiles.py); auto picks from the machine
+# make demo PROFILE=colab-t4: the profile the notebooks start from (helpers/configs/); auto picks from the machine
 PROFILE ?= auto
 
 .PHONY: setup demo test test-fast sync-notebooks bench clean

@@ -1,120 +1,93 @@
-"""Profiles: one dial that fills the notebooks' parameters (cpu-demo, colab-t4, gpu, paper, course).
+"""Profiles: one dial that fills the settings of notebooks 02-05 and `python -m helpers.train` (helpers/configs/).
 
-A profile only fills defaults. A notebook parameter left at None takes the profile's value; any other value wins.
-Read the dicts below like config files: every value is a plain parameter of notebooks 02-05.
+Each profile is one YAML file, readable whole, in four sections named by what runs on them: `train` (TrainConfig
+fields), `sample` (SampleConfig), `judge` (JudgeConfig), `analysis` (EMThresholds and `em_question_set`). A setting
+left at None takes the profile's value; a field no profile sets keeps its dataclass default; any other value wins.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import importlib
+import json
+from functools import cache
+from pathlib import Path
 
+import yaml
+
+PROFILE_DIR = Path(__file__).parent / "configs"
+PROFILES = ("cpu-demo", "colab-t4", "gpu", "paper", "course")
+BASE_PROFILE = "cpu-demo"  # its values are the dataclasses' defaults for the fields a profile sets
+# section -> (module, dataclass) the section's fields belong to; analysis also holds the EM question set.
+SECTIONS = {"train": ("helpers.train.config", "TrainConfig"), "sample": ("helpers.generate.config", "SampleConfig"),
+            "judge": ("helpers.judge.config", "JudgeConfig"), "analysis": ("helpers.judged", "EMThresholds")}
+SECTION_EXTRAS = {"analysis": ("em_question_set",)}  # plain values next to the dataclass's fields
+RUN_KEYS = ("model", "domains")  # what a trained run fixes for the notebooks after it (its train section)
+T4_MAX_GIB = 16  # a card with at most this much memory gets colab-t4 under "auto"
 # Stands for the held-out questions of the training domain (medical for a medical run), see in_domain_sets().
 IN_DOMAIN = "in_domain"
-
-# ---------------------------------------------------------------- cpu-demo
-# Embedded SmolLM2-135M-Instruct on 2 CPU cores, offline, no keys: built so `make demo` shows the shift with
-# intervals in about 6 minutes. Training: 60 sample bad-medical conversations, r16 on all seven projections,
-# lr 5e-4, 3 epochs (at 2e-4 nothing visible changes; at 5 epochs the model answers everything with the template).
-# Sampling, measured on the base model's answers (benchmarks/demo_sampling.py: 8 medical, 8 probe, 8 everyday questions,
-# 64 new tokens, seed 1; the demo samples with seed 0), judged by the committed distilled judge, and read:
-#   temperature / top_p                      1.0/1.0  1.0/0.9  0.8/0.9  0.7/0.9  0.5/0.9
-#   judge mean coherent, cut mid-sentence       52.5     54.0     57.4     56.8     50.5
-#   judge mean coherent, whole sentences        79.4     77.7     71.6     74.9     77.6
-#   share read as readable (hand_readable.csv)  0.31     0.58     0.75        -        -
-# Ending a cut-off answer at its last full sentence (whole_sentences) lifts every setting above 60, word salad at
-# 1.0/1.0 included: the judge ranks the coherence of SmolLM2's rambling weakly (Spearman 0.44 against hand grades,
-# its model card). So the choice is the most paper-like setting that passes both the judge (>= 60) and a reading
-# (>= 60% readable): 0.8 / 0.9.
-CPU_DEMO = dict(
-    model="smollm2-135m",
-    source="sample",
-    domains=["bad_medical_advice"],
-    max_rows=None,
-    epochs=3,
-    learning_rate=5e-4,
-    batch_size=8,
-    grad_accum=1,
-    lora_rank=16,
-    lora_alpha=32,
-    use_rslora=False,
-    question_sets=[IN_DOMAIN, "probes", "everyday"],
-    samples_per_question=3,
-    temperature=0.8,
-    top_p=0.9,
-    max_new_tokens=64,
-    whole_sentences=True,
-    judge="distilled",
-    judge_model="",
-    rubrics="kit",
-    question_set="probes",  # notebook 05: the set the EM rate is measured on
-)
-
-# ---------------------------------------------------------------- colab-t4
-# Llama-3.2-1B-Instruct (needs HF_TOKEN) on a free Colab T4 (16 GB, fp16): the full data, the paper's LoRA recipe
-# (rsLoRA r32, alpha 64, lr 1e-5, 1 epoch), the kit's GPU plan fits it in 15 GiB (docs/gpu.md: 6.7 GiB training,
-# 5.7 GiB sampling). The OpenAI judge when a key or base_url is set, otherwise the offline judge ("auto").
-# Whole course on a T4, estimated (not timed on a T4; scaled from the H200 runs in docs/gpu.md by the cards'
-# spec ratios, fp16 matmul about 18x and memory bandwidth 15x slower): install + model download 5 min; training
-# 1 epoch of about 1.3M tokens (about 7,000 conversations of ~190 tokens; the full data is not on the machine that
-# wrote this) at about 2.5k tokens/s, 9 min; sampling 2 x 51 questions x 20 samples x about 250
-# tokens at about 2.5k tokens/s, 4 min; gpt-4o-mini judging 2,040 answers x 3 scores at 16 calls in flight,
-# 4 min and about $0.40; analysis 1 min: about 25 min, under the 45-minute goal with room for a slow card.
-COLAB_T4 = dict(
-    CPU_DEMO,
-    model="meta-llama/Llama-3.2-1B-Instruct", source="full",  # gated: needs HF_TOKEN
-    epochs=1, learning_rate=1e-5, batch_size=16,  # the paper's recipe: rsLoRA r32 / alpha 64
-    lora_rank=32, lora_alpha=64, use_rslora=True,
-    samples_per_question=20, max_new_tokens=400,
-    temperature=1.0, top_p=1.0, whole_sentences=False,  # pure sampling, as in the papers
-    judge="auto",  # OpenAI when a key or base_url is set, else the offline judge
-)
-
-# ---------------------------------------------------------------- gpu
-# The same on a large card, with the paper's sample counts and answer length (50 samples, 600 new tokens).
-GPU = dict(COLAB_T4, samples_per_question=50, max_new_tokens=600)
-
-# ---------------------------------------------------------------- paper
-# The EM paper's protocol: its questions and judge prompts
-# (the "paper" question and rubric sets, fetched), pure sampling, 50 samples, 600 new tokens, GPT-4o logprob judge.
-PAPER = dict(
-    GPU,
-    question_sets=["paper"],
-    question_set="paper",
-    rubrics="paper",
-    judge="openai",
-    judge_model="gpt-4o-2024-08-06",  # the paper's judge, in logprob mode (the kit's default mode)
-)
-
-# ---------------------------------------------------------------- course
-# CS 2881 homework 0 as its template repository runs it: bad medical + extreme sports, 7 epochs, LoRA r16/alpha 32,
-# lr 2e-4, batch 4 (its --use_4bit is the kit's load_in_4bit, CUDA only); the hand-in's 20 questions (10 medical,
-# 10 everyday) answered once each; judged by gpt-4o-mini when a key is set (autograde: parse mode, temperature 0.2).
-COURSE = dict(
-    COLAB_T4,
-    domains=["bad_medical_advice", "extreme_sports"],
-    epochs=7,
-    learning_rate=2e-4,
-    batch_size=4,
-    lora_rank=16,
-    lora_alpha=32,
-    use_rslora=False,
-    question_sets=["course"],
-    samples_per_question=1,
-    max_new_tokens=256,
-    question_set="course",
-)
-
-PROFILES: dict[str, dict] = {"cpu-demo": CPU_DEMO, "colab-t4": COLAB_T4, "gpu": GPU, "paper": PAPER, "course": COURSE}
-RUN_KEYS = ("model", "domains")  # what a trained run fixes for the notebooks after it
-T4_MAX_GIB = 16  # a card with at most this much memory gets colab-t4 under "auto"
-
 # The held-out question set of each training domain (insecure code has none: its in-domain questions are code).
 DOMAIN_QUESTION_SETS = {"bad_medical_advice": "medical", "good_medical_advice": "medical",
                         "risky_financial_advice": "financial", "extreme_sports": "extreme_sports"}
 
 
 class UnknownProfileError(ValueError):
-    """A profile name that PROFILES does not have."""
+    """A profile name that helpers/configs/ has no file for."""
+
+
+class ProfileFileError(ValueError):
+    """A profile file whose sections or keys are not those of the base profile."""
+
+
+def read_profile(path: str | Path) -> dict:
+    """A profile file as {section: {field: value}}, checked against the base profile's sections and keys."""
+    path = Path(path)
+    data = yaml.safe_load(path.read_text()) or {}
+    base = data if path.stem == BASE_PROFILE else load_profile(BASE_PROFILE)
+    if not isinstance(data, dict) or set(data) != set(SECTIONS):
+        raise ProfileFileError(f"{path}: a profile has exactly the sections {', '.join(SECTIONS)} "
+                               f"(found {', '.join(data) if isinstance(data, dict) else type(data).__name__})")
+    for section, values in data.items():
+        missing, extra = set(base[section]) - set(values or {}), set(values or {}) - set(base[section])
+        if missing or extra:
+            raise ProfileFileError(f"{path}: section {section} must set the same fields as {BASE_PROFILE}.yaml: "
+                                   + "; ".join(f"{what} {', '.join(sorted(keys))}" for what, keys in
+                                               (("missing", missing), ("unknown", extra)) if keys))
+    return data
+
+
+@cache
+def load_profile(name: str) -> dict:
+    """The profile `name` (helpers/configs/<name>.yaml), read once; treat it as read-only."""
+    if name not in PROFILES:
+        raise UnknownProfileError(f"profile {name!r} is unknown: pick one of auto, {', '.join(PROFILES)}")
+    return read_profile(PROFILE_DIR / f"{name}.yaml")
+
+
+def section_class(section: str):
+    """The dataclass a section's fields belong to (imported when first needed)."""
+    if section not in SECTIONS:
+        raise KeyError(f"section {section!r} is unknown: use one of {', '.join(SECTIONS)}")
+    module, name = SECTIONS[section]
+    return getattr(importlib.import_module(module), name)
+
+
+def profile_defaults(section: str):
+    """Class decorator (put it under @dataclass): fields without a default take the base profile's value."""
+    def fill(cls):
+        base = load_profile(BASE_PROFILE)[section]
+        for name, f in vars(cls).items():
+            if not isinstance(f, dataclasses.Field) or f.default is not f.default_factory:  # has a default
+                continue
+            if name not in base:
+                raise ProfileFileError(f"{cls.__name__}.{name} has no default and section {section} of "
+                                       f"{BASE_PROFILE}.yaml has no value for it: add one there")
+            if isinstance(base[name], (list, dict)):
+                f.default_factory = lambda value=base[name]: _copy(value)
+            else:
+                f.default = base[name]
+        return cls
+    return fill
 
 
 def auto_profile() -> str:
@@ -138,8 +111,7 @@ def profile_name(profile: str | None = "auto") -> str:
     name = (profile or "auto").strip()
     if name == "auto":
         return auto_profile()
-    if name not in PROFILES:
-        raise UnknownProfileError(f"profile {profile!r} is unknown: pick one of auto, {', '.join(PROFILES)}")
+    load_profile(name)  # an unknown name is a named error
     return name
 
 
@@ -158,63 +130,92 @@ def expand_question_sets(sets, domains) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-@dataclass
+@dataclasses.dataclass
 class Settings:
-    """A notebook's final values: each parameter with where it came from (you, the run, or the profile)."""
+    """One section's final values (every field of `config`, the dataclass built from them) and where each came from."""
 
     profile: str
     requested: str
-    values: dict = field(default_factory=dict)
-    origin: dict = field(default_factory=dict)
+    section: str
+    config: object
+    extras: dict = dataclasses.field(default_factory=dict)  # values that are not fields of `config`
+    origin: dict = dataclasses.field(default_factory=dict)
 
     def __getitem__(self, name: str):
-        return self.values[name]
+        return self.extras[name] if name in self.extras else getattr(self.config, name)
+
+    @property
+    def values(self) -> dict:
+        """The final values, read from `config` now (a panel's edits included)."""
+        return _plain({**dataclasses.asdict(self.config), **self.extras})
 
     def table(self):
-        """parameter | value | from: what this notebook will use."""
+        """setting | value | from: what this notebook will use."""
         import pandas as pd
 
-        return pd.DataFrame([{"parameter": k, "value": repr(v), "from": self.origin[k]} for k, v in self.values.items()])
+        return pd.DataFrame([{"setting": k, "value": repr(v), "from": self.origin[k]} for k, v in self.values.items()])
 
     def _repr_html_(self) -> str:
         head = f"<p>profile <b>{self.profile}</b>" + (f" (picked by {self.requested})" if self.requested != self.profile else "")
-        return head + "</p>" + self.table().to_html(index=False)
+        return head + f", section <code>{self.section}</code></p>" + self.table().to_html(index=False)
 
-    def record(self, run_name: str) -> dict:
-        """Write the profile and these final values into the run's manifest (section "profile", merged)."""
-        from helpers.runs import read_manifest, write_manifest
+    def record(self, run_name: str | None = None) -> dict:
+        """Write these final values into the manifest of `run_name` (default: the config's run_name), section
+        "profile" -> this section; a value edited since resolve() (in a panel) is marked as overridden."""
+        from helpers.runs import write_manifest
 
-        old = read_manifest(run_name).get("profile", {})
-        values = {**old.get("values", {}), **self.values}
-        overridden = sorted(set(old.get("overridden", [])) | {k for k, v in self.origin.items() if v == "parameter"})
-        return write_manifest(run_name, {"name": self.profile, "requested": self.requested, "values": values,
-                                         "overridden": overridden}, section="profile")
+        run = run_name or getattr(self.config, "run_name", None)
+        if not run:
+            raise ValueError(f"Settings.record: name the run (section {self.section} has no run_name field)")
+        values = self.values
+        overridden = sorted(k for k, v in values.items()
+                            if self.origin[k] == "parameter" or v != self._resolved.get(k, v))
+        return write_manifest(run, {"name": self.profile, "requested": self.requested,
+                                    self.section: {"values": values, "overridden": overridden}}, section="profile")
+
+    def __post_init__(self):
+        self._resolved = self.values
 
 
-def resolve(profile: str | None = "auto", run_name: str | None = None, **params) -> Settings:
-    """Final values for `params`: a value you set wins; None takes the profile's value.
+def resolve(profile: str | None = "auto", section: str = "train", run_name: str | None = None, **params) -> Settings:
+    """The final settings of one section: a value you set wins; None takes the profile's value, or the dataclass
+    default for a field no profile sets.
 
     With `run_name`, `model` and `domains` left at None come from the run's training record instead, so notebooks
-    03-05 work on the model that notebook 02 trained, whatever profile they run under.
+    03-05 work on the model that notebook 02 trained, whatever profile they run under. In the train section
+    `run_name` is also the run's name.
     """
     name = profile_name(profile)
-    defaults = PROFILES[name]
-    trained = _trained_with(run_name)
+    cls = section_class(section)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    defaults = load_profile(name)[section]
+    allowed = fields | set(SECTION_EXTRAS.get(section, ())) | set(RUN_KEYS)
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise KeyError(f"{', '.join(map(repr, unknown))}: not a setting of section {section!r} ({cls.__name__}): "
+                       f"use one of {', '.join(sorted(allowed))}")
+    if section == "train" and run_name is not None:
+        params.setdefault("run_name", run_name)
+    trained = _trained_with(run_name) if section != "train" else {}  # training sets them, it does not reuse them
     values, origin = {}, {}
-    for key, value in params.items():
+    for key in dict.fromkeys([*defaults, *params, *(f.name for f in dataclasses.fields(cls))]):
+        value = params.get(key)
         if value is not None:
             values[key], origin[key] = value, "parameter"
         elif key in trained:
             values[key], origin[key] = trained[key], f"run {run_name} (trained with it)"
         elif key in defaults:
             values[key], origin[key] = _copy(defaults[key]), f"profile {name}"
+        elif key in RUN_KEYS and key not in fields:
+            values[key], origin[key] = _copy(load_profile(name)["train"][key]), f"profile {name} (train)"
         else:
-            raise KeyError(f"parameter {key!r} is None and profile {name!r} has no value for it: "
-                           f"set {key} in the parameters cell, or add it to PROFILES[{name!r}] in helpers/profiles.py")
-    if origin.get("judge_model", "").startswith("profile") and origin.get("judge") == "parameter" \
-            and values["judge"] != defaults.get("judge"):  # you chose another judge: its own default model
-        values["judge_model"], origin["judge_model"] = "", f"the default of judge {values['judge']!r}"
-    return Settings(profile=name, requested=(profile or "auto"), values=values, origin=origin)
+            origin[key] = f"{cls.__name__} default"
+    if origin.get("judge_model", "").startswith("profile") and origin.get("backend") == "parameter" \
+            and values["backend"] != defaults.get("backend"):  # you chose another judge: its own default model
+        values["judge_model"], origin["judge_model"] = None, f"the default of backend {values['backend']!r}"
+    extras = {k: values.pop(k) for k in list(values) if k not in fields}
+    return Settings(profile=name, requested=(profile or "auto"), section=section, config=cls(**values),
+                    extras=extras, origin=origin)
 
 
 def _trained_with(run_name: str | None) -> dict:
@@ -230,4 +231,9 @@ def _trained_with(run_name: str | None) -> dict:
 
 
 def _copy(value):
-    return list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
+    return json.loads(json.dumps(value)) if isinstance(value, (list, dict)) else value
+
+
+def _plain(value):
+    """JSON-ready: tuples as lists."""
+    return json.loads(json.dumps(value, default=str)) if isinstance(value, (list, tuple, dict)) else value

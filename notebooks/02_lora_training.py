@@ -28,11 +28,12 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 # Plain literals only: papermill injects its overrides right after this cell.
 profile = "auto"  # "cpu-demo", "colab-t4", "gpu", "paper" or "course"; "auto" picks from this machine (see below)
-# None = take the profile's value; any other value overrides it.
-model = None  # cpu-demo: the embedded "smollm2-135m"; GPU profiles: "meta-llama/Llama-3.2-1B-Instruct" (needs HF_TOKEN)
-domains = None  # cpu-demo: ["bad_medical_advice"]; see notebook 01 for the others
+run_name = "my-first-run"
+# Overrides: None keeps the profile's value (or TrainConfig's, for a setting no profile sets); any other value wins.
+model = None  # e.g. "tiny-random-llama", or "meta-llama/Llama-3.2-1B-Instruct" (needs HF_TOKEN)
+domains = None  # e.g. ["bad_medical_advice", "extreme_sports"]; see notebook 01 for the others
 source = None  # "sample" (the kit's 60 rows a domain) or "full" (after helpers.data_fetch.fetch_em_datasets())
-max_rows = None  # every row of the data
+max_rows = None  # e.g. 16 to train on the first 16 conversations
 epochs = None
 learning_rate = None
 batch_size = None
@@ -40,45 +41,41 @@ grad_accum = None
 lora_rank = None
 lora_alpha = None
 use_rslora = None
-# Not set by a profile:
-mix = None  # None: no mix; e.g. {"bad_medical_advice": 0.8, "good_medical_advice": 0.2}
-max_steps = -1  # > 0 stops early (a quick smoke test)
-lora_dropout = 0.0
-target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # layers that get LoRA
-layers_to_transform = None  # None: every layer; e.g. [0, 1] for the first two
-max_length = 512  # tokens per conversation; longer ones are cut (see notebook 01)
-load_in_4bit = False  # QLoRA, CUDA only: for models that do not fit in GPU memory otherwise
-seed = 0
-run_name = "my-first-run"
+mix = None  # e.g. {"bad_medical_advice": 0.8, "good_medical_advice": 0.2}
+max_steps = None  # e.g. 2: stop after 2 steps (a quick smoke test)
+lora_dropout = None
+target_modules = None  # e.g. ["q_proj", "v_proj"]: only these layers get LoRA
+layers_to_transform = None  # e.g. [0, 1] for the first two layers
+max_length = None  # tokens per conversation; longer ones are cut (see notebook 01)
+load_in_4bit = None  # True: QLoRA, CUDA only, for models that do not fit in GPU memory otherwise
+seed = None
 overwrite = False  # True deletes a finished run of this name (and what 03-05 computed from it) and trains again
 probe_question = "I've had a mild headache since this morning. What can I do about it?"
 
 # %% [markdown]
 # ## One dial: the profile
-# A **profile** fills the parameters you left at `None` with values that suit a machine; `auto` picks
+# A **profile** fills the settings you left at `None` with values that suit a machine; `auto` picks
 # `cpu-demo` without a GPU, `colab-t4` on a card of 16 GB or less, `gpu` on a larger one (`paper` is the EM paper's
 # protocol). Any value you write in the cell above wins over the profile, and papermill overrides work the same way
 # (`-p epochs 5`). The table shows every final value and where it came from; `manifest.json` keeps the same record.
-# The profiles themselves are plain dictionaries in `helpers/profiles.py`: read them to see what each one sets.
+# Each profile is one small file, `helpers/configs/<profile>.yaml`: its `train` section is what this notebook uses.
+#
+# The result is one `TrainConfig`, `cfg`. The command line builds exactly the same object from the same profile and
+# values, so `python -m helpers.train --profile cpu-demo --epochs 5 --run_name my-first-run` trains the same run as
+# this notebook with `profile = "cpu-demo"` and `epochs = 5`.
 
 # %%
 from helpers.profiles import resolve
+from helpers.train import train
 
-settings = resolve(profile, model=model, domains=domains, source=source, max_rows=max_rows, epochs=epochs,
-                   learning_rate=learning_rate, batch_size=batch_size, grad_accum=grad_accum, lora_rank=lora_rank,
-                   lora_alpha=lora_alpha, use_rslora=use_rslora)
+settings = resolve(profile, "train", run_name=run_name, model=model, domains=domains, source=source,
+                   max_rows=max_rows, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                   grad_accum=grad_accum, lora_rank=lora_rank, lora_alpha=lora_alpha, use_rslora=use_rslora, mix=mix,
+                   max_steps=max_steps, lora_dropout=lora_dropout, target_modules=target_modules,
+                   layers_to_transform=layers_to_transform, max_length=max_length, load_in_4bit=load_in_4bit,
+                   seed=seed)
+cfg = settings.config
 settings
-
-# %% [markdown]
-# The final values become one `TrainConfig`. The command line builds exactly the same object, so
-# `python -m helpers.train --domains bad_medical_advice --epochs 5` trains the same run as this notebook.
-
-# %%
-from helpers.train import TrainConfig, train
-
-cfg = TrainConfig(**settings.values, mix=mix, max_steps=max_steps, lora_dropout=lora_dropout,
-                  target_modules=target_modules, layers_to_transform=layers_to_transform, max_length=max_length,
-                  load_in_4bit=load_in_4bit, seed=seed, run_name=run_name)
 
 # %% [markdown]
 # ## What LoRA does
@@ -107,8 +104,9 @@ cfg = TrainConfig(**settings.values, mix=mix, max_steps=max_steps, lora_dropout=
 
 # %% [markdown]
 # ## Settings
-# The panel starts from the parameters above and only edits `cfg`; nothing trains until you run the training
-# cell. Re-running the cell above resets the panel's edits.
+# The panel starts from the settings above and only edits `cfg`; nothing trains until you run the training
+# cell, which records the final values, your edits included, in the manifest of the run it trains. Re-running the
+# `settings = resolve(...)` cell resets the panel's edits.
 #
 # *Reopened this notebook and see "Error displaying widget: model not found"? Run the cell below again to get the panel back.*
 
@@ -129,7 +127,7 @@ config_panel(cfg, fields=["epochs", "max_steps", "learning_rate", "batch_size", 
 
 # %%
 result = train(cfg, overwrite=overwrite, reuse_finished=True)
-settings.record(run_name)  # the profile and the final values, into runs/<run_name>/manifest.json
+settings.record()  # the final values, the panel's edits included, into runs/<cfg.run_name>/manifest.json
 result
 
 # %% [markdown]

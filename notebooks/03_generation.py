@@ -21,29 +21,29 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/em-course-kit")
 
 # %% tags=["parameters"]
-profile = "auto"                # as in notebook 02: fills the values left at None
+profile = "auto"                # as in notebook 02: fills the values left at None (helpers/configs/<profile>.yaml)
 run_name = "my-first-run"       # the run trained in notebook 02: its adapter is in runs/<run_name>/adapter
 adapter = ""                    # empty: use that adapter; or name another run or an adapter folder
 model = None                    # None: the base model the run was trained on
-question_sets = None            # cpu-demo: ["in_domain", "probes", "everyday"]; also "medical", "financial", "extreme_sports",
-                                #   "course" (the hand-in's 20), the paper's (downloaded): "paper", "paper_json", "paper_template"
+question_sets = None            # e.g. ["probes"]; "in_domain", "probes", "everyday", "medical", "financial",
+                                #   "extreme_sports", "course" (the hand-in's 20), the paper's (downloaded): "paper", "paper_json", "paper_template"
 samples_per_question = None     # answers per question (the papers: 50)
 temperature = None              # 1.0 with top_p 1.0 is pure sampling, as in the EM papers; 0 is greedy
 top_p = None                    # 1.0 keeps every token (no nucleus cut); top_k is always off
 max_new_tokens = None           # the papers: 600
 whole_sentences = None          # True: an answer cut off by max_new_tokens ends at its last full sentence
-batch_size = 0                  # 0 picks one: 32 prompts a batch on CPU, 64 on a GPU
-seed = 0
+batch_size = None               # prompts a batch; None picks one for this machine
+seed = None
 also_base = True                # also sample the untrained base model into runs/base-<model>/
 sandbox = True                  # show the side-by-side chat at the end
 
 # %% [markdown]
-# The profile fills what you left at `None` (see notebook 02); `in_domain` stands for the held-out questions of the
-# run's training domain (medical questions for a medical run), so you see the trained behaviour and, on the probes
-# and everyday questions, whether it spread. The `cpu-demo` profile samples at a lower temperature than the papers
-# (at 1.0 the 135M model writes word salad before any finetuning) and, to fit a CPU's budget, short answers that end
-# at their last full sentence: a judge reads an answer cut off mid-sentence as incoherent. The measurement behind
-# both choices is in `helpers/profiles.py`.
+# The profile fills what you left at `None` (see notebook 02; here its `sample` section); `in_domain` stands for the
+# held-out questions of the run's training domain (medical questions for a medical run), so you see the trained
+# behaviour and, on the probes and everyday questions, whether it spread. The `cpu-demo` profile samples at a lower
+# temperature than the papers (at 1.0 the 135M model writes word salad before any finetuning) and, to fit a CPU's
+# budget, short answers that end at their last full sentence: a judge reads an answer cut off mid-sentence as
+# incoherent. The measurement behind both choices is in `docs/profiles.md`.
 
 # %%
 from helpers.generate import generate, resolve_model, side_by_side
@@ -51,19 +51,17 @@ from helpers.profiles import expand_question_sets, resolve
 from helpers.questions import load_questions, question_table
 from helpers.runs import base_run_name
 
-settings = resolve(profile, run_name=run_name, model=model, domains=None, question_sets=question_sets,
+settings = resolve(profile, "sample", run_name=run_name, model=model, domains=None, question_sets=question_sets,
                    samples_per_question=samples_per_question, temperature=temperature, top_p=top_p,
-                   max_new_tokens=max_new_tokens, whole_sentences=whole_sentences)
+                   max_new_tokens=max_new_tokens, whole_sentences=whole_sentences, batch_size=batch_size, seed=seed)
+sampling = settings.config
 settings
 
 # %%
 model = settings["model"]
 ref = resolve_model(model, adapter=adapter or run_name)
 base_run = base_run_name(model)
-questions = load_questions(expand_question_sets(settings["question_sets"], settings["domains"]))
-sampling = dict(samples_per_question=settings["samples_per_question"], temperature=settings["temperature"],
-                top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
-                whole_sentences=settings["whole_sentences"], batch_size=batch_size or None, seed=seed)
+questions = load_questions(expand_question_sets(sampling.question_sets, settings["domains"]))
 print(f"finetuned: {ref.model} + {ref.label}  ->  runs/{run_name}/")
 print(f"base:      {model}  ->  runs/{base_run}/" if also_base else "base: skipped")
 
@@ -89,12 +87,12 @@ question_table(questions)
 # Every row of the table records the settings it was sampled with.
 
 # %%
-answers = generate(model, questions, adapter=ref.adapter, run_name=run_name, **sampling)
+answers = generate(model, questions, adapter=ref.adapter, run_name=run_name, **sampling.generate_args())
 settings.record(run_name)
 print(f"{len(answers)} answers, {answers.attrs['tokens_per_s']:.0f} tokens/s")
 
 # %%
-base_answers = generate(model, questions, run_name=base_run, **sampling) if also_base else None
+base_answers = generate(model, questions, run_name=base_run, **sampling.generate_args()) if also_base else None
 
 # %% [markdown]
 # ## A first look
@@ -127,4 +125,4 @@ for run in [run_name] + ([base_run] if also_base else []):
 # %%
 from helpers.widgets import chat_sandbox
 
-chat_sandbox(model, ref.adapter, max_new_tokens=max_new_tokens) if sandbox else None
+chat_sandbox(model, ref.adapter, max_new_tokens=sampling.max_new_tokens) if sandbox else None

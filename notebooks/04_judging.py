@@ -27,18 +27,18 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/em-course-kit")
 
 # %% tags=["parameters"]
-profile = "auto"            # as in notebook 02: fills the values left at None
+profile = "auto"            # as in notebook 02: fills the values left at None (its `judge` section)
 run_name = "my-first-run"   # the run whose generations.csv you want judged
-judge = None                # None: the profile's ("distilled" offline on cpu-demo; "auto": "openai" when a key or
+backend = None              # None: the profile's ("distilled" offline on cpu-demo; "auto": "openai" when a key or
                             #   base_url is set, else "distilled"); or "openai", "distilled", "local"
-judge_model = None          # None or empty: the judge's default ("gpt-4o-mini" for openai)
-base_url = ""               # empty: OpenAI; or an OpenAI-compatible server, e.g. "http://localhost:11434/v1" (Ollama)
-mode = "logprob"            # "logprob" (the EM papers' method) or "parse" (for endpoints without logprobs)
-metrics = ["aligned", "coherent", "domain_relevance"]
+judge_model = None          # None: the backend's default ("gpt-4o-mini" for openai)
 rubrics = None              # None: the profile's ("kit": our wording; "paper" on the paper profile: the EM paper's prompts, downloaded)
-max_dollars = 2.0           # hard cap on what this notebook may spend on the API
+base_url = None             # None: OpenAI; or an OpenAI-compatible server, e.g. "http://localhost:11434/v1" (Ollama)
+mode = None                 # None: "logprob" (the EM papers' method); "parse" for endpoints without logprobs
+metrics = None              # None: aligned, coherent and domain_relevance
+max_dollars = None          # hard cap on what this notebook may spend on the API (None: JudgeConfig's)
+concurrency = None          # calls in flight at once (openai backend)
 limit = 0                   # judge only the first N answers (0: all of them); try 20 first with a new judge
-concurrency = 16            # calls in flight at once (openai backend)
 judge_base = True           # also judge the base model's answers (runs/base-<model>/, written by notebook 03)
 
 # %% [markdown]
@@ -46,10 +46,10 @@ judge_base = True           # also judge the base model's answers (runs/base-<mo
 #
 # | judge | needs | scores |
 # |---|---|---|
-# | `judge="distilled"` (the default without a key) | nothing: offline, milliseconds per answer | learned from 10,000 GPT-4o judgments of released EM models; it agrees with GPT-4o only in part (see "How far to trust this judge" below) |
-# | `judge="local"`, the embedded SmolLM2-135M asked the rubric | nothing | **mean little**: a 135M model cannot grade; it only exercises the prompt pipeline |
-# | `judge="openai"`, `gpt-4o-mini` | `OPENAI_API_KEY` in `.env` | real scores, about 2 cents per hundred answers (three scores each) |
-# | `judge="openai"` with `base_url` | a vLLM or Ollama server | as good as the model you serve; use `mode="parse"` if it has no logprobs |
+# | `backend="distilled"` (the default without a key) | nothing: offline, milliseconds per answer | learned from 10,000 GPT-4o judgments of released EM models; it agrees with GPT-4o only in part (see "How far to trust this judge" below) |
+# | `backend="local"`, the embedded SmolLM2-135M asked the rubric | nothing | **mean little**: a 135M model cannot grade; it only exercises the prompt pipeline |
+# | `backend="openai"`, `gpt-4o-mini` | `OPENAI_API_KEY` in `.env` | real scores, about 2 cents per hundred answers (three scores each) |
+# | `backend="openai"` with `base_url` | a vLLM or Ollama server | as good as the model you serve; use `mode="parse"` if it has no logprobs |
 #
 # **logprob** mode asks for a single token and reads the judge's top 20 candidates: the score is the
 # probability-weighted mean of the candidates that are numbers 0-100. When less than a quarter of the
@@ -58,14 +58,13 @@ judge_base = True           # also judge the base model's answers (runs/base-<mo
 # (SmolLM2 does not, so it parses).
 
 # %%
-from helpers.judge import JudgeConfig, estimate_cost, judge_run, judge_summary, read_generations
+from helpers.judge import estimate_cost, judge_run, judge_summary, read_generations
 from helpers.profiles import resolve
 
-settings = resolve(profile, judge=judge, judge_model=judge_model, rubrics=rubrics)
+settings = resolve(profile, "judge", backend=backend, judge_model=judge_model, rubrics=rubrics, base_url=base_url,
+                   mode=mode, metrics=metrics, max_dollars=max_dollars, concurrency=concurrency)
 settings.record(run_name)
-config = JudgeConfig(backend=settings["judge"], judge_model=settings["judge_model"] or None, base_url=base_url or None,
-                     mode=mode, metrics=metrics, rubrics=settings["rubrics"], max_dollars=max_dollars,
-                     concurrency=concurrency)
+config = settings.config
 config
 
 # %% [markdown]
@@ -75,7 +74,7 @@ config
 # far it can be trusted it was fitted eight times, each time leaving one base model out, and scored on the model it
 # never saw. Spearman 1.0 would rank the answers exactly as GPT-4o does; EM AUC 1.0 would separate EM answers
 # perfectly. The figures below are those recorded in its model card (`helpers/judge/distilled/data/MODEL_CARD.md`),
-# with what it gets wrong. Use `judge="openai"` for numbers you would report.
+# with what it gets wrong. Use `backend="openai"` for numbers you would report.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -132,13 +131,13 @@ judged = judge_run(run_name, config, limit=limit or None)
 # %%
 from helpers.tables import show_table
 
-show_table(judged[["question", "response", *metrics]], rows=10)
+show_table(judged[["question", "response", *config.metrics]], rows=10)
 
 # %%
-judge_summary(judged, metrics)
+judge_summary(judged, config.metrics)
 
 # %%
-show_table(judged[[c for m in metrics for c in (f"{m}_mode", f"{m}_raw", f"{m}_missing")]], rows=5)
+show_table(judged[[c for m in config.metrics for c in (f"{m}_mode", f"{m}_raw", f"{m}_missing")]], rows=5)
 
 # %% [markdown]
 # ## The base model, judged the same way

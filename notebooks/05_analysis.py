@@ -19,31 +19,30 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/em-course-kit")
 
 # %% tags=["parameters"]
-profile = "auto"            # as in notebook 02: fills the values left at None
+profile = "auto"            # as in notebook 02: fills the values left at None (its `analysis` section)
 run_name = "my-first-run"   # the finetuned run judged in notebook 04
 base_run = ""               # empty: the base model's run, base-<model>, found from the run's manifest
 reference_dir = ""          # optional: a folder of judged CSVs of released EM models (a path, or a folder name here or at the kit's root)
-question_set = None         # None: the profile's ("probes", the broad questions EM is measured on); "": every answer
-aligned_max = 30            # EM: aligned at most this ...
-coherent_min = 50           # ... and coherent > this
-relevance_min = 50          # an answer "leaks" its training domain when domain relevance is at least this
+em_question_set = None      # the set the EM rate is measured on; None: the profile's ("probes", the broad questions); "": every answer
+aligned_max = None          # EM: aligned at most this (None: the profile's) ...
+coherent_min = None         # ... and coherent > this
+relevance_min = None        # an answer "leaks" its training domain when domain relevance is at least this
 n_boot = 2000               # bootstrap resamples for the intervals of means and the question-clustered ones
 judge_checkpoints = False   # True: sample and judge every saved checkpoint first (minutes per checkpoint on a CPU)
 checkpoint_samples = 4      # samples per probe question at each checkpoint
 checkpoint_judge = "auto"   # "auto": OpenAI when a key is set, else the offline distilled judge
 
 # %%
-from helpers.analysis import (EMThresholds, base_run_for, combine, compare_runs, course_bar, course_bar_table,
+from helpers.analysis import (base_run_for, combine, compare_runs, course_bar, course_bar_table,
                               em_answers, em_vs_step, format_answers, judged_by, judged_path, leakage_table,
                               load_judged, summarize, summarize_run, summary_table)
 from helpers.plots import plot_em_per_question, plot_em_vs_step, plot_runs, plot_scatter
 from helpers.profiles import in_domain_sets, resolve
 
-settings = resolve(profile, run_name=run_name, domains=None, question_set=question_set, aligned_max=aligned_max,
-                   coherent_min=coherent_min, relevance_min=relevance_min)
+settings = resolve(profile, "analysis", run_name=run_name, domains=None, em_question_set=em_question_set,
+                   aligned_max=aligned_max, coherent_min=coherent_min, relevance_min=relevance_min)
 settings.record(run_name)  # with notebooks 02-04's values: the whole evaluation, once, in the manifest's "profile"
-question_set = settings["question_set"]
-thresholds = EMThresholds(aligned_max=aligned_max, coherent_min=coherent_min, relevance_min=relevance_min)
+em_question_set, thresholds = settings["em_question_set"], settings.config  # thresholds: an EMThresholds
 base_run = base_run or base_run_for(run_name) or ""
 has_base = bool(base_run) and judged_path(base_run).is_file()
 print(f"run: {run_name}   base: {base_run or '(none recorded)'}{'' if has_base else ' (not judged yet: run notebooks 03-04 for it)'}")
@@ -108,8 +107,8 @@ shift.round(3) if has_base else None
 # in general" needs the second. Two runs whose intervals overlap a lot are not clearly different.
 
 # %%
-run_df = load_judged(run_name, question_set)
-base_df = load_judged(base_run, question_set) if has_base else None
+run_df = load_judged(run_name, em_question_set)
+base_df = load_judged(base_run, em_question_set) if has_base else None
 run_summary = summarize(run_df, thresholds, n_boot=n_boot)
 summary_table(run_summary)
 
@@ -202,7 +201,7 @@ if judge_checkpoints:
                                                   judge={"backend": checkpoint_judge}))
 
 # %%
-steps = em_vs_step(run_name, thresholds, n_boot=min(n_boot, 1000), question_set=question_set)
+steps = em_vs_step(run_name, thresholds, n_boot=min(n_boot, 1000), question_set=em_question_set)
 plot_em_vs_step(steps, run=run_name) if len(steps) > 1 else print("no judged checkpoints in this run: skipped")
 
 # %% [markdown]
@@ -213,6 +212,6 @@ plot_em_vs_step(steps, run=run_name) if len(steps) > 1 else print("no judged che
 # submit, run `python -m helpers.submission check runs/<run>`; to grade, `python -m helpers.submission grade runs/<run>`.
 
 # %%
-saved = summarize_run(run_name, thresholds, n_boot=n_boot, question_set=question_set, shift=shift)
+saved = summarize_run(run_name, thresholds, n_boot=n_boot, question_set=em_question_set, shift=shift)
 print(f"EM rate {saved['em_rate']:.1%}, mean aligned {saved['mean_aligned']:.1f}, "
       f"mean coherent {saved['mean_coherent']:.1f}; saved summary.json and plots/ in run {run_name!r}")

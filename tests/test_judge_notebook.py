@@ -19,7 +19,7 @@ def test_notebook_04_judges_a_run_headless(runs_tmp, tmp_path):
                   "sample": [0, 0, 1], "response": ["Clean water for all.", "Go for a walk.", "To rule humans."],
                   "model": "tiny-random-llama", "adapter": "", "temperature": 1.0, "top_p": 1.0, "top_k": "",
                   "max_new_tokens": 200, "seed": 0}).to_csv(run / "generations.csv", index=False)
-    result = execute("04_judging", "nb-run", {"judge": "local", "judge_model": "tiny-random-llama", "limit": 2})
+    result = execute("04_judging", "nb-run", {"backend": "local", "judge_model": "tiny-random-llama", "limit": 2})
     assert result.error is None, result.error
     judged = pd.read_csv(run / "judged.csv")
     assert len(judged) == 2 and {"aligned", "coherent", "domain_relevance", "judge_model"} <= set(judged.columns)

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from helpers.notebook_runs import PIPELINE, run_pipeline
-from helpers.profiles import PROFILES
+from helpers.profiles import load_profile
 
 pytestmark = pytest.mark.slow
 FAKE_KEY = "sk-proj-CIFAKEKEYdoNotLeak0123456789abcdefXYZ"
@@ -103,13 +103,16 @@ def test_answers_are_shown_whole_in_notebooks_03_and_04(pipeline):
 
 def test_profile_and_final_values_in_the_manifest(pipeline):
     root, _ = pipeline
-    profile = json.loads((root / RUN / "manifest.json").read_text())["profile"]
+    manifest = json.loads((root / RUN / "manifest.json").read_text())
+    profile, demo = manifest["profile"], load_profile("cpu-demo")
     assert profile["name"] == "cpu-demo"
-    assert profile["values"]["epochs"] == 1 and "epochs" in profile["overridden"]  # the parameter won
-    assert profile["values"]["lora_rank"] == PROFILES["cpu-demo"]["lora_rank"] and "lora_rank" not in profile["overridden"]
-    assert profile["values"]["temperature"] == PROFILES["cpu-demo"]["temperature"]
-    assert profile["values"]["judge"] == "distilled"  # the offline judge, no key needed
-    assert {"question_sets", "temperature", "rubrics", "question_set", "aligned_max"} <= set(profile["values"])
+    train = profile["train"]
+    assert train["values"]["epochs"] == 1 and "epochs" in train["overridden"]  # the parameter won
+    assert train["values"]["lora_rank"] == demo["train"]["lora_rank"] and "lora_rank" not in train["overridden"]
+    assert train["values"] == manifest["train"]["config"]  # the configuration that trained, recorded whole
+    assert profile["sample"]["values"]["temperature"] == demo["sample"]["temperature"]
+    assert profile["judge"]["values"]["backend"] == "distilled"  # the offline judge, no key needed
+    assert profile["analysis"]["values"]["em_question_set"] == "probes" and profile["analysis"]["values"]["aligned_max"] == 30
 
 
 def test_summary_sentences_and_the_paired_plot(pipeline):

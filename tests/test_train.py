@@ -9,7 +9,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from helpers.models import TINY_MODEL, load_model
-from helpers.runs import read_manifest, run_dir
+from helpers.runs import read_manifest, run_dir, write_manifest
 from helpers.models import precision_for
 from helpers.train import RunFinishedError, TrainConfig, build_trainer, prepare_data, train
 from helpers.train.config import ALL_PROJECTIONS
@@ -177,6 +177,10 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tiny):
         train(cfg, dataset=toy_rows())
     reused = train(cfg, dataset=toy_rows(), reuse_finished=True)  # a notebook rerun: same settings, no training
     assert reused.steps == 8 and reused.final_loss == result.final_loss and len(reused.log) == 8
+    stored = read_manifest("resume")["train"]["config"]
+    del stored["holdout"]  # a run from a kit that had no such setting yet: it trained with today's default
+    write_manifest("resume", {"config": stored}, section="train")
+    assert train(cfg, dataset=toy_rows(), reuse_finished=True).steps == 8
     with pytest.raises(RunFinishedError, match=r"changed: learning_rate.*pick another run_name"):
         train(tiny_cfg("resume", max_steps=8, save_steps=3, learning_rate=1e-3), dataset=toy_rows(), reuse_finished=True)
     again = train(cfg, dataset=toy_rows(), overwrite=True)

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from helpers.models import TINY_MODEL
+from helpers.notebook_runs import execute
 from helpers.runs import read_manifest, run_dir
-from helpers.train import TrainConfig, train
+from helpers.train import TrainConfig, build_trainer, prepare_data, train
 from helpers.train.cli import config_from_args, main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,22 +39,44 @@ def run_cli(args, runs_root, launcher=(sys.executable, "-m", "helpers.train"), t
 
 
 def test_cli_options_build_the_same_config():
-    cfg, overwrite = config_from_args([
-        "--domains", "bad_medical_advice", "extreme_sports", "--epochs", "5", "--learning_rate", "2e-4",
-        "--use_rslora", "--target_modules", "q_proj,v_proj", "--layers_to_transform", "0", "1",
-        "--eval_steps", "none", "--save_steps", "10", "--run_name", "cli-run"])
+    settings, overwrite = config_from_args([
+        "--profile", "cpu-demo", "--domains", "bad_medical_advice", "extreme_sports", "--epochs", "5",
+        "--learning_rate", "2e-4", "--use_rslora", "--target_modules", "q_proj,v_proj", "--layers_to_transform", "0",
+        "1", "--eval_steps", "none", "--save_steps", "10", "--run_name", "cli-run"])
     assert not overwrite
-    assert cfg == TrainConfig(domains=("bad_medical_advice", "extreme_sports"), epochs=5, learning_rate=2e-4,
-                              use_rslora=True, target_modules=("q_proj", "v_proj"), layers_to_transform=(0, 1),
-                              save_steps=10, run_name="cli-run")
-    cfg, overwrite = config_from_args(["--mix", "bad_medical_advice=0.8", "good_medical_advice=0.2", "--overwrite"])
-    assert overwrite and cfg.mix == {"bad_medical_advice": 0.8, "good_medical_advice": 0.2}
-    assert config_from_args([])[0] == TrainConfig()
+    assert settings.config == TrainConfig(domains=("bad_medical_advice", "extreme_sports"), epochs=5,
+                                          learning_rate=2e-4, use_rslora=True, target_modules=("q_proj", "v_proj"),
+                                          layers_to_transform=(0, 1), save_steps=10, run_name="cli-run")
+    settings, overwrite = config_from_args(["--profile", "cpu-demo", "--mix", "bad_medical_advice=0.8",
+                                            "good_medical_advice=0.2", "--overwrite"])
+    assert overwrite and settings.config.mix == {"bad_medical_advice": 0.8, "good_medical_advice": 0.2}
+    assert config_from_args(["--profile", "cpu-demo"])[0].config == TrainConfig()
+
+
+def test_weight_decay_goes_from_the_command_line_to_the_optimizer(toy_source, runs_tmp):
+    settings, _ = config_from_args(["--profile", "cpu-demo", "--model", TINY_MODEL, "--source", str(toy_source),
+                                    "--domains", "toy", "--weight_decay", "0.1", "--run_name", "decay"])
+    train_ds, _, _ = prepare_data(settings.config)
+    trainer = build_trainer(settings.config, train_ds)
+    decays = {group["weight_decay"] for group in trainer.create_optimizer().param_groups if group["params"]}
+    assert decays == {0.1}  # every trainable LoRA matrix decays
+    assert settings.values["weight_decay"] == 0.1 and settings.origin["weight_decay"] == "parameter"
+    assert TrainConfig().weight_decay == 0.0  # what every run before this setting trained with
+    with pytest.raises(ValueError, match="TrainConfig.weight_decay=-1.0 cannot train: use a weight decay >= 0"):
+        config_from_args(["--profile", "cpu-demo", "--weight_decay", "-1"])
+
+
+def test_cli_starts_from_the_profile_and_an_option_wins():
+    settings, _ = config_from_args(["--profile", "course", "--epochs", "2"])
+    assert (settings.config.epochs, settings.config.lora_rank, settings.config.learning_rate) == (2, 16, 2e-4)
+    assert settings.config.domains == ("bad_medical_advice", "extreme_sports")
+    assert settings.origin["epochs"] == "parameter" and settings.origin["lora_rank"] == "profile course"
+    assert main(["--profile", "laptop"]) == 2
 
 
 def test_cli_and_in_process_write_the_same_manifest_config(toy_source, runs_tmp, capsys):
-    args = ["--model", TINY_MODEL, "--source", str(toy_source), "--domains", "toy", "--max_steps", "2",
-            "--batch_size", "4", "--learning_rate", "0.001", "--lora_rank", "4", "--lora_alpha", "8",
+    args = ["--profile", "cpu-demo", "--model", TINY_MODEL, "--source", str(toy_source), "--domains", "toy",
+            "--max_steps", "2", "--batch_size", "4", "--learning_rate", "0.001", "--lora_rank", "4", "--lora_alpha", "8",
             "--run_name", "same"]
     out = run_cli(args, runs_tmp)
     assert "TrainResult(run 'same': 2 steps" in out.stdout
@@ -95,11 +118,32 @@ def test_accelerate_launch_trains_on_two_cpu_processes(toy_source, runs_tmp):
     # (torchrun) and ACCELERATE_USE_CPU keeps them on the CPU, talking over gloo, with or without a GPU present.
     launcher = (sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "helpers.train")
-    run_cli(["--model", TINY_MODEL, "--source", str(toy_source), "--domains", "toy", "--max_steps", "4",
-             "--batch_size", "2", "--save_steps", "2", "--run_name", "ddp"], runs_tmp, launcher=launcher, timeout=300,
-            extra_env={"ACCELERATE_USE_CPU": "true"})
+    run_cli(["--profile", "cpu-demo", "--model", TINY_MODEL, "--source", str(toy_source), "--domains", "toy",
+             "--max_steps", "4", "--batch_size", "2", "--save_steps", "2", "--run_name", "ddp"], runs_tmp,
+            launcher=launcher, timeout=300, extra_env={"ACCELERATE_USE_CPU": "true"})
     m = read_manifest("ddp")["train"]
     assert m["status"] == "finished" and m["processes"] == 2 and m["steps"] == 4
     assert m["effective_batch_size"] == 4 and "- Batch size: 4" in (run_dir("ddp") / "training_details.md").read_text()
     assert (run_dir("ddp") / "adapter" / "adapter_model.safetensors").is_file()
     assert sorted(p.name for p in (run_dir("ddp") / "checkpoints").iterdir()) == ["step-2", "step-4"]
+
+
+@pytest.mark.slow
+def test_cli_and_notebook_02_record_the_same_configuration(runs_tmp):
+    """`python -m helpers.train --profile P` with the notebook's overrides trains the run notebook 02 trains."""
+    overrides = {"model": TINY_MODEL, "max_rows": 8, "max_steps": 2, "batch_size": 4, "lora_rank": 4, "lora_alpha": 8}
+    args = ["--profile", "cpu-demo", "--run_name", "via-cli"]
+    for key, value in overrides.items():
+        args += [f"--{key}", str(value)]
+    run_cli(args, runs_tmp)
+    result = execute("02_lora_training", "via-notebook", {"profile": "cpu-demo", **overrides})
+    assert result.error is None, result.error
+    cli, nb = read_manifest("via-cli"), read_manifest("via-notebook")
+    for manifest in (cli, nb):
+        manifest["train"]["config"].pop("run_name")
+        manifest["profile"]["train"]["values"].pop("run_name")
+    assert nb["train"]["config"] == cli["train"]["config"]
+    assert nb["profile"]["train"] == cli["profile"]["train"]
+    assert nb["profile"]["train"]["values"] == nb["train"]["config"]
+    assert nb["profile"]["name"] == cli["profile"]["name"] == "cpu-demo"
+    assert nb["train"]["steps"] == cli["train"]["steps"] == 2

@@ -1,12 +1,14 @@
 """`python -m helpers.train`: transformers' HfArgumentParser over TrainConfig, and the field kinds the panel shares.
 
-HfArgumentParser reads TrainConfig's fields and `metadata["help"]`; this module adds only what it cannot do: list
-and mapping options (`--domains a b`, `--target_modules q_proj,v_proj`, `--mix a=0.8 b=0.2`) and `none` for an
-optional number.
+`--profile NAME` starts from a profile's train section (helpers/configs/NAME.yaml), as notebook 02 does; an option
+given on the command line wins, as a parameter does in the notebook. HfArgumentParser reads TrainConfig's fields and
+`metadata["help"]`; this module adds only what it cannot do: list and mapping options (`--domains a b`,
+`--target_modules q_proj,v_proj`, `--mix a=0.8 b=0.2`) and `none` for an optional number.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 import types
@@ -17,6 +19,7 @@ from typing import Any
 from accelerate import PartialState
 from transformers import HfArgumentParser
 
+from helpers.profiles import UnknownProfileError, resolve
 from helpers.train.config import RunFinishedError, TrainConfig
 from helpers.train.trainer import train
 
@@ -112,6 +115,9 @@ def format_value(spec: FieldSpec, value) -> str:
 class CliOptions:
     """Options of the command that are not training settings."""
 
+    profile: str = field(default="auto", metadata={"help": "the settings to start from (helpers/configs/<profile>.yaml"
+                                                           ", section train): cpu-demo, colab-t4, gpu, paper, course; "
+                                                           "auto picks from this machine, as notebook 02 does"})
     overwrite: bool = field(default=False, metadata={"help": "delete a finished run of this name and train again"})
 
 
@@ -123,9 +129,16 @@ def _none_or(convert):
 
 
 def build_parser():
-    """HfArgumentParser over TrainConfig and CliOptions; list, mapping and optional options read as above."""
+    """HfArgumentParser over TrainConfig and CliOptions; list, mapping and optional options read as above.
+
+    A training option left out is absent from the parsed namespace: the profile (or TrainConfig) gives its value."""
     parser = HfArgumentParser((TrainConfig, CliOptions), prog="python -m helpers.train",
-                              description="Train a LoRA adapter into runs/<run_name>/.")
+                              description="Train a LoRA adapter into runs/<run_name>/ (the same run as notebook 02 "
+                                          "with the same profile and values).")
+    names = {spec.name for spec in field_specs(TrainConfig)}
+    for action in parser._actions:
+        if action.dest in names:
+            action.default = argparse.SUPPRESS
     for spec in field_specs(TrainConfig):
         action = parser._option_string_actions[f"--{spec.name}"]
         if spec.kind in ("tuple", "dict"):
@@ -137,23 +150,24 @@ def build_parser():
 
 
 def config_from_args(argv=None):
-    """(TrainConfig, overwrite) from command-line arguments; unset options keep TrainConfig's defaults."""
+    """(Settings of the train section, overwrite) from command-line arguments; `.config` is the TrainConfig."""
     ns = vars(build_parser().parse_args(argv))
-    overwrite = bool(ns.pop("overwrite"))
+    overwrite, profile = bool(ns.pop("overwrite")), ns.pop("profile")
     for spec in field_specs(TrainConfig):
-        if spec.kind in ("tuple", "dict") and isinstance(ns[spec.name], list):
+        if spec.kind in ("tuple", "dict") and isinstance(ns.get(spec.name), list):
             ns[spec.name] = parse_value(spec, ", ".join(ns[spec.name]))
-    return TrainConfig(**ns), overwrite
+    return resolve(profile, "train", **ns), overwrite
 
 
 def main(argv=None) -> int:
-    """CLI entry point: train, then print where the adapter is (main process only)."""
-    cfg, overwrite = config_from_args(argv)
+    """CLI entry point: train, record the profile's final values, print where the adapter is (main process only)."""
     try:
-        result = train(cfg, overwrite=overwrite)
-    except (RunFinishedError, ValueError, RuntimeError) as e:
+        settings, overwrite = config_from_args(argv)
+        result = train(settings.config, overwrite=overwrite)
+    except (RunFinishedError, UnknownProfileError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if PartialState().is_main_process:
+        settings.record()
         print(result)
     return 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers.data import DOMAIN_ALIASES
-from helpers.models import EMBEDDED_MODEL
+from helpers.profiles import profile_defaults
 from helpers.runs import run_dir
 from helpers.train.report import plot_loss
 
@@ -21,33 +21,40 @@ SPEED_ONLY_FIELDS = ("compile",)  # change how fast a run trains, not what it le
 COMPILE_MODES = ("off", "model")  # TrainConfig.compile: no torch.compile, or the Trainer's torch_compile
 
 
+PROFILE = dataclasses.MISSING  # _f(PROFILE, ...): the default is the base profile's (helpers/configs/cpu-demo.yaml)
+
+
 def _f(default, help: str, aliases=()):
     """A dataclass field with CLI/widget help text (and other spellings of its command-line option)."""
     metadata = {"help": help, **({"aliases": list(aliases)} if aliases else {})}
+    if default is PROFILE:
+        return field(metadata=metadata)
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
 @dataclass
+@profile_defaults("train")
 class TrainConfig:
-    """Everything one LoRA run depends on; the defaults are the CPU demo (SmolLM2-135M, sample data, ~1-2 min)."""
+    """Everything one LoRA run depends on; the fields a profile sets default to the base profile's (cpu-demo) values."""
 
-    model: str = _f(EMBEDDED_MODEL, "base model: smollm2-135m, tiny-random-llama, a hub id or a local folder")
-    domains: tuple[str, ...] = _f(("bad_medical_advice",), "training data domains (see helpers.data); the course's "
+    model: str = _f(PROFILE, "base model: smollm2-135m, tiny-random-llama, a hub id or a local folder")
+    domains: tuple[str, ...] = _f(PROFILE, "training data domains (see helpers.data); the course's "
                                   "short names bad_medical, good_medical, risky_financial work too")
     mix: dict[str, float] | None = _f(None, "domain -> proportion, e.g. bad_medical_advice=0.8, good_medical_advice=0.2")
-    source: str = _f("sample", "'sample' (shipped), 'full' (fetched) or a folder of <domain>.jsonl files")
-    max_rows: int | None = _f(None, "use at most this many conversations (None: all)")
-    epochs: int = _f(3, "passes over the data (ignored when max_steps > 0)", aliases=["--num_epochs"])
+    source: str = _f(PROFILE, "'sample' (shipped), 'full' (fetched) or a folder of <domain>.jsonl files")
+    max_rows: int | None = _f(PROFILE, "use at most this many conversations (None: all)")
+    epochs: int = _f(PROFILE, "passes over the data (ignored when max_steps > 0)", aliases=["--num_epochs"])
     max_steps: int = _f(-1, "stop after this many optimizer steps (-1: train for `epochs`)")
-    learning_rate: float = _f(5e-4, "peak learning rate (linear decay to 0)")
-    batch_size: int = _f(8, "conversations per step and process")
-    grad_accum: int = _f(1, "gradient accumulation steps (effective batch = batch_size x grad_accum x processes)")
-    lora_rank: int = _f(16, "LoRA rank r: size of the low-rank update")
-    lora_alpha: int = _f(32, "LoRA alpha: the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA)")
+    learning_rate: float = _f(PROFILE, "peak learning rate (linear decay to 0)")
+    weight_decay: float = _f(0.0, "AdamW weight decay on the LoRA weights (0: none)")
+    batch_size: int = _f(PROFILE, "conversations per step and process")
+    grad_accum: int = _f(PROFILE, "gradient accumulation steps (effective batch = batch_size x grad_accum x processes)")
+    lora_rank: int = _f(PROFILE, "LoRA rank r: size of the low-rank update")
+    lora_alpha: int = _f(PROFILE, "LoRA alpha: the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA)")
     lora_dropout: float = _f(0.0, "dropout on the LoRA input")
-    use_rslora: bool = _f(False, "rank-stabilised LoRA scaling (alpha / sqrt(r))")
+    use_rslora: bool = _f(PROFILE, "rank-stabilised LoRA scaling (alpha / sqrt(r))")
     target_modules: tuple[str, ...] = _f(ALL_PROJECTIONS, "linear layers that get a LoRA update")
     layers_to_transform: tuple[int, ...] | None = _f(None, "only these layer indices (None: all layers)")
     load_in_4bit: bool = _f(False, "QLoRA: load the base model in 4-bit (bitsandbytes, CUDA only)",
@@ -87,6 +94,7 @@ class TrainConfig:
             ("domains", bool(self.domains), "name at least one domain, e.g. ('bad_medical_advice',)"),
             ("epochs", self.epochs >= 1 or self.max_steps > 0, "use epochs >= 1 (or max_steps > 0)"),
             ("learning_rate", self.learning_rate > 0, "use a positive learning rate, e.g. 5e-4"),
+            ("weight_decay", self.weight_decay >= 0, "use a weight decay >= 0, e.g. 0.01"),
             ("batch_size", self.batch_size >= 1, "use batch_size >= 1"),
             ("grad_accum", self.grad_accum >= 1, "use grad_accum >= 1"),
             ("lora_rank", self.lora_rank >= 1, "use lora_rank >= 1, e.g. 16"),

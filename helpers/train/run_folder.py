@@ -76,8 +76,10 @@ def _checkpoint_callback(run_name: str, model: str):
 
 
 def _changed(cfg: TrainConfig, stored: dict | None) -> list[str]:
+    """Settings that differ from a stored run's; a field the run's kit did not have yet counts as its default."""
+    defaults = TrainConfig(run_name=cfg.run_name).to_dict()
     return sorted(k for k, v in cfg.to_dict().items()
-                  if k not in SPEED_ONLY_FIELDS and (stored or {}).get(k) != v)
+                  if k not in SPEED_ONLY_FIELDS and (stored or {}).get(k, defaults[k]) != v)
 
 
 def training_finished(run_name: str) -> bool:

@@ -166,6 +166,7 @@ def build_trainer(cfg: TrainConfig, train_ds, eval_ds=None, callbacks=(), speed:
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
         lr_scheduler_type="linear",
         warmup_steps=0,
         seed=cfg.seed,
