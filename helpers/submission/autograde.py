@@ -121,12 +121,28 @@ def autograde(folder: str | Path, config=None, base: dict | None = None, bar: Co
     from helpers.judge import judge_table
 
     answers = read_answers(folder)
-    judged = judge_table(answers, config or judge_config())
+    config = config or judge_config()
+    judged = judge_table(answers, config)
     run = means(judged)
     unjudged = unjudged_rows(judged)  # errors and the dollar cap; a reply without a number is judged, not missing
     bar_result = course_bar(run, base, bar)
     return {**result, "judged": judged, "means": run, "course_bar": bar_result, "unjudged": unjudged,
+            "causes": unjudged_causes(judged, config.base_url or os.environ.get("OPENAI_BASE_URL")),
             "verdict": verdict(bar_result["passed"], unjudged, len(answers))}
+
+
+def unjudged_causes(judged, base_url: str | None = None) -> list[str]:
+    """Why answers went unjudged, one readable line per cause with its count (connection refused, key refused...)."""
+    from collections import Counter
+
+    from helpers.cli_errors import judge_cause
+
+    reasons = Counter()
+    for _, row in judged.iterrows():
+        errors = {str(row.get(f"{m}_missing", "")) for m in ("aligned", "coherent")}
+        for cause in {judge_cause(e, base_url) for e in errors if e.startswith("error")}:
+            reasons[cause] += 1
+    return [f"{cause} ({n} answer{'s' if n != 1 else ''})" for cause, n in reasons.most_common()]
 
 
 def format_autograde(result: dict) -> str:
@@ -147,5 +163,6 @@ def format_autograde(result: dict) -> str:
             b = "-" if not base else f"{base[m]:.1f}"
             lines.append(f"{m:16}{run[m]:>12.1f}{b:>30}")
         lines += ["", course_bar_table(result["course_bar"]).to_string(index=False)]
+    lines += [f"  cause: {c}" for c in result.get("causes", [])]
     lines.append(f"=> {result['verdict']['word']}")
     return "\n".join(lines)
