@@ -121,6 +121,7 @@ def test_notebooks_run_in_jupyterlab_as_a_student_runs_them(lab, page):
             keep_evidence(page, lab, name)
             raise
         finally:
+            close_all_tabs(page)
             shut_down_kernels(lab)
         times[name] = time.monotonic() - began
         print(f"{name}: {times[name]:.0f} s", flush=True)
@@ -139,7 +140,7 @@ def open_notebook(page, lab, name: str) -> None:
         select.click(timeout=10_000)
     except PlaywrightTimeout:
         pass
-    news = page.locator(".jp-Notification-Toast").get_by_role("button", name="No")
+    news = page.get_by_role("button", name="No", exact=True)  # "get notified about official Jupyter news?"
     if news.count():
         news.first.click()
     page.wait_for_function(IDLE_JS, timeout=120_000)
@@ -158,7 +159,7 @@ def run_all(page) -> None:
 
 
 def save_and_read(page, lab, name: str):
-    page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+    page.locator(".jp-Notebook:visible").first.click(position={"x": 5, "y": 5})
     page.keyboard.press("Control+s")
     page.wait_for_timeout(2000)
     return nbformat.read(lab["work"] / f"{name}.ipynb", as_version=4)
@@ -176,7 +177,7 @@ def assert_no_errors(page, nb, name: str) -> None:
                 pytest.fail(f"{name}, code cell {i}: a traceback on {out.name}:\n{out.text[-1500:]}")
     not_run = [i for i, c in enumerate(code, 1) if c.execution_count is None and c.source.strip()]
     assert not not_run, f"{name}: code cells {not_run} did not run"
-    text = page.locator(".jp-Notebook").inner_text()
+    text = "\n".join(page.locator(".jp-Notebook:visible .jp-OutputArea-output").all_inner_texts())
     for bad in WIDGET_ERRORS:
         assert bad not in text, f"{name}: {bad!r} shown in the notebook"
     empty = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output > .jupyter-widgets')]"
@@ -252,6 +253,18 @@ def ask_the_sandbox(page) -> None:
 def _in_view(page, locator) -> bool:
     box, height = locator.bounding_box(), page.viewport_size["height"]
     return box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height
+
+
+def close_all_tabs(page) -> None:
+    """File > Close All Tabs (discarding the panel edit of 02), so the next notebook is the only one in the page."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Close All Tabs$")).click()
+    for _ in range(3):
+        discard = page.locator(".jp-Dialog").get_by_role("button", name=re.compile(r"^(Discard|Don't Save)$"))
+        try:
+            discard.first.click(timeout=3000)
+        except PlaywrightTimeout:
+            break
 
 
 def shut_down_kernels(lab) -> None:

@@ -214,7 +214,8 @@ plot_em_vs_step(steps, run=run_name) if len(steps) > 1 else print("no judged che
 # `summary.json` in the run folder keeps these numbers (both intervals, labelled under `intervals`, leakage and
 # per-question rates) for
 # notebook sweeps and for your write-up. The plots are in the run's `plots/` folder. To check the files you
-# submit, run `python -m helpers.submission check runs/<run>`; to grade, `python -m helpers.submission grade runs/<run>`.
+# submit, write the hand-in with `python -m helpers.submission pack runs/<run> handin/` and check that folder:
+# `python -m helpers.submission check handin/`; to grade the run, `python -m helpers.submission grade runs/<run>`.
 
 # %%
 saved = summarize_run(run_name, thresholds, n_boot=n_boot, question_set=question_set)
