@@ -82,8 +82,9 @@ def plot_em_per_question(df, run=None, thresholds: EMThresholds = EMThresholds()
         y = np.array([questions.index(q) for q in part["question_id"]]) - 0.4 + height * (k + 0.5)
         ax.barh(y, part["em_rate"], height=height, color=colour, label=source)
         some = (part["em_rate"] > 0).to_numpy()  # a bar at 0 gets no whisker: its upper end reads as a rate seen
-        ax.errorbar(part["em_rate"][some], y[some], xerr=_err(part[some], "em_rate", "em_lo", "em_hi"), fmt="none",
-                    ecolor="black", capsize=3, lw=1)
+        if some.any():
+            ax.errorbar(part["em_rate"][some], y[some], xerr=_err(part[some], "em_rate", "em_lo", "em_hi"),
+                        fmt="none", ecolor="black", capsize=3, lw=1)
     ax.set_yticks(range(len(questions)), questions)
     ax.invert_yaxis()
     ax.set(xlabel="EM rate (share of scored answers), 95% Wilson interval over that question's answers\n"

@@ -91,14 +91,25 @@ def test_answers_are_shown_whole_in_notebooks_03_and_04(pipeline):
 
     root, _ = pipeline
     with open(root / RUN / "generations.csv", newline="") as f:
-        first = [r["response"] for r, _ in zip(csv.DictReader(f), range(10))]  # both notebooks show these rows
-    longest = max(first, key=len)
-    assert len(longest) > 50
-    for name in ("03_generation", "04_judging"):
+        rows = list(csv.DictReader(f))
+    first_of_each_set = [r for r in rows if r["sample"] == "0"]
+    per_set = {}
+    for r in first_of_each_set:
+        per_set.setdefault(r["category"], []).append(r)
+    in_03 = [r["response"] for part in per_set.values() for r in part[:4]]  # 03: four questions of each set
+    in_04 = [r["response"] for r in rows[:10]]  # 04: the first ten rows
+    for name, answers in (("03_generation", in_03), ("04_judging", in_04)):
+        longest = max(answers, key=len)
+        assert len(longest) > 50
         nb = nbformat.read(root / RUN / "notebooks" / f"{name}.ipynb", as_version=4)
         shown = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
                  if "show_table(" in c.source and "text/html" in o.get("data", {})]
         assert shown and any(longest in html.unescape(page) for page in shown), name
+    shown_03 = html.unescape(next(o["data"]["text/html"] for c in nbformat.read(
+        root / RUN / "notebooks" / "03_generation.ipynb", as_version=4).cells if "show_table(" in c.source
+        for o in c.outputs if "text/html" in o.get("data", {})))
+    assert f"four questions of each set; all {len(rows)} answers are in runs/{RUN}/generations.csv" in shown_03
+    assert all(r["question"] in shown_03 for part in per_set.values() for r in part[:1])  # every set, probes too
 
 
 def test_profile_and_final_values_in_the_manifest(pipeline):
