@@ -34,6 +34,22 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 KEPT = REPO / "runs" / "browser-test"  # screenshots and executed notebooks of a failed run
 NOTEBOOK_TIMEOUT_S = int(os.environ.get("BROWSER_NOTEBOOK_TIMEOUT_S", "1800"))
 WIDGET_ERRORS = ("Error displaying widget", "model not found")
+# BROWSER_SET='{"max_steps": 2}' overrides parameters (a line after the parameters cell, as papermill injects them)
+# where a notebook declares them; the default, {}, is what a student runs: every notebook at its own defaults
+OVERRIDES = json.loads(os.environ.get("BROWSER_SET", "{}"))
+
+
+def with_overrides(path: Path) -> None:
+    """Append `name = value` for each override the notebook's parameters cell declares (papermill's rule)."""
+    if not OVERRIDES:
+        return
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    declared = {ln.split("=")[0].strip() for ln in cell.source.splitlines() if "=" in ln.split("#")[0]}
+    lines = [f"{k} = {v!r}" for k, v in OVERRIDES.items() if k in declared]
+    if lines:
+        cell.source += "\n# BROWSER_SET overrides\n" + "\n".join(lines)
+        nbformat.write(nb, path)
 
 
 def free_port() -> int:
@@ -50,6 +66,7 @@ def lab(tmp_path_factory):
     work.mkdir()
     for name in NOTEBOOKS:
         shutil.copy(REPO / "notebooks" / f"{name}.ipynb", work)
+        with_overrides(work / f"{name}.ipynb")
     settings = root / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     # every cell stays in the page (JupyterLab otherwise drops cells out of sight, and their widgets, from the DOM)
