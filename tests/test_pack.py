@@ -134,7 +134,7 @@ def test_pack_samples_with_the_run_s_profile_and_the_options_given(trained, tmp_
 def test_a_mistyped_run_lists_the_runs_there_are(trained, tmp_path, capsys):
     assert main(["pack", "pakced", str(tmp_path / "h")]) == 2
     err = capsys.readouterr().err
-    assert "run 'pakced' not found" in err and "the runs in runs/ are: packed" in err
+    assert "run 'pakced' not found" in err and "runs/ are: packed (pass a run's name or its folder)" in err
     assert not (tmp_path / "h").exists()
     assert main(["grade", "pakced"]) == 2 and "packed" in capsys.readouterr().err
 

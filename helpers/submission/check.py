@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,9 @@ def run_not_found(run) -> str:
     """'no run X' with the runs that do exist (those with a manifest.json), for a mistyped name."""
     root = runs_root()
     names = sorted(p.parent.name for p in root.glob("*/manifest.json")) if root.is_dir() else []
-    listed = f"the runs in {root.name}/ are: {', '.join(names)}" if names else f"{root.name}/ holds no runs yet"
+    where = os.path.relpath(root) if root.is_absolute() else str(root)
+    listed = (f"the runs in {where}/ are: {', '.join(names)} (pass a run's name or its folder)" if names
+              else f"{where}/ holds no runs yet")
     return f"run {str(run)!r} not found ({run_dir(run, create=False)} does not exist); {listed}"
 
 
