@@ -299,6 +299,9 @@ def keep_evidence(page, lab, name: str) -> None:
     KEPT.mkdir(parents=True, exist_ok=True)
     shot = KEPT / f"{name}.png"
     try:
+        error = page.locator(".jp-Notebook:visible .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        if error.count():
+            error.first.scroll_into_view_if_needed()  # the first error in sight (JupyterLab scrolls inside itself)
         page.screenshot(path=str(shot), full_page=True)
         page.keyboard.press("Control+s")
         page.wait_for_timeout(1500)
