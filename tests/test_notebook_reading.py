@@ -81,7 +81,6 @@ def test_judged_by_in_words(judge, words):
 
 
 def test_the_base_model_is_sampled_once_for_the_same_settings(tiny, capsys):
-    from helpers.generate import generate
     from helpers.generate.reuse import generate_once
     from helpers.models import TINY_MODEL
     from helpers.questions import load_questions

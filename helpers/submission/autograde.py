@@ -16,7 +16,7 @@ from helpers.analysis import CourseBar, course_bar, course_bar_table
 from helpers.submission.check import COURSE_MAX_ROWS, check_generations, unjudged_rows
 from helpers.submission.grade import EXIT_INVALID, verdict
 
-# How the hand-in's answers (pack) and the base model's (base_means) are sampled: the kit's defaults.
+# How the base model's answers are sampled for base_means: the course profile's settings (pack uses them on a GPU run).
 COURSE_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 256, "seed": 0}
 COURSE_JUDGE = {"backend": "openai", "judge_model": "gpt-4o-mini", "mode": "parse", "temperature": 0.2}
 # Problems the course's own grader refuses; the others (duplicate ids, leaked chat tokens) are printed as warnings.
@@ -84,7 +84,8 @@ def read_base_means(path: str | Path) -> dict:
 def base_means(model: str, questions: list[str], config=None, cache_dir: str | Path | None = None, **sampling) -> dict:
     """The base model's mean aligned/coherent on these questions (one answer each), computed once and cached.
 
-    Answers are sampled as `pack` samples the hand-in's (COURSE_SAMPLING, updated by `sampling`).
+    Answers are sampled as `pack` samples a GPU run's hand-in (the course profile: COURSE_SAMPLING, updated by
+    `sampling`).
     """
     from helpers.generate import generate
     from helpers.judge import judge_table
