@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   the whole pipeline (notebooks 00-05) under a profile: auto = cpu-demo offline without a GPU
 #   make test   the test suite
-#   make browser-test   notebooks 00-05 run in JupyterLab through headless Chromium (about CPU_MINUTES min on 2 cores)
+#   make browser-test   notebooks 00-05 in JupyterLab through headless Chromium (24 min on a loaded 2-core machine)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
