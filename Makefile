@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   the whole pipeline (notebooks 00-05) under a profile: auto = cpu-demo offline without a GPU
 #   make test   the test suite
+#   make browser-test   notebooks 00-05 in JupyterLab through headless Chromium (24 min on a loaded 2-core machine)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -9,7 +10,9 @@ TORCH_VERSION ?= 2.13.0
 # make demo PROFILE=colab-t4: the profile the notebooks start from (helpers/configs/); auto picks from the machine
 PROFILE ?= auto
 
-.PHONY: setup demo test test-fast sync-notebooks bench clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup demo test test-fast browser-test sync-notebooks bench clean
 
 setup: $(STAMP)
 
@@ -29,6 +32,12 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+# Chromium from Debian (Playwright's own browser download is not used); JupyterLab and Playwright from PyPI
+browser-test: setup
+	test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	$(BIN)/python -m pip install -q -e ".[browser]"
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/browser/test_jupyterlab.py
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests

@@ -37,6 +37,20 @@ def judged_by(run: str | os.PathLike) -> dict:
     return {k: judge[k] for k in ("backend", "judge_model", "rubrics") if k in judge}
 
 
+def judged_by_text(run: str | os.PathLike) -> str:
+    """judged_by() as words, e.g. "gpt-4o-mini (OpenAI API), the kit's rubrics"."""
+    judge = judged_by(run)
+    if not judge:
+        return "not recorded (judge the run with notebook 04)"
+    backend, model = judge.get("backend", ""), judge.get("judge_model") or ""
+    if backend == "distilled":
+        return "the offline distilled judge (a small model fitted to GPT-4o's scores; reads no rubric)"
+    who = {"openai": f"{model or 'gpt-4o-mini'} (OpenAI-compatible API)",
+           "local": f"the local model {model or '(default)'}"}.get(backend, f"{backend} {model}".strip())
+    rubrics = {"kit": "the kit's rubrics", "paper": "the EM paper's prompts"}.get(judge.get("rubrics"), "")
+    return f"{who}, {rubrics}" if rubrics else who
+
+
 # ---------------------------------------------------------------- measures
 
 

@@ -112,7 +112,7 @@ def _key_failure(e: Exception, key: str, base_url: str | None) -> Check:
         return Check("OPENAI_API_KEY", False, f"set ({mask(key)}) but {host} could not be reached (no network, or "
                      f"a proxy or firewall blocks it); the key itself was not checked ({what})",
                      "connect to the internet (or set OPENAI_BASE_URL to a server you can reach) and check again; "
-                     "offline, judge with JudgeConfig(backend='distilled')")
+                     "offline, use the distilled judge (notebook 04: judge = \"distilled\"; autograde: --backend distilled)")
     if isinstance(e, openai.AuthenticationError):
         return Check("OPENAI_API_KEY", False, f"set ({mask(key)}) but {host} refused it (401: wrong, revoked or "
                      "mistyped key)", "copy a working key from platform.openai.com into .env, or leave it unset")

@@ -74,7 +74,7 @@ def execute(notebook: str, run_name: str, parameters: dict, timeout: int = 1800,
             watcher.start()
         papermill.execute_notebook(str(notebook_file), str(out), parameters=params, kernel_name="python3",
                                    cwd=str(notebook_file.parent), progress_bar=False, execution_timeout=timeout,
-                                   autosave_cell_every=5 if progress else 30)
+                                   autosave_cell_every=5 if progress else 30, **local_kernel())
         _relative_paths(out, notebook_file, run_name)
         return NotebookResult(notebook_file.stem, out, None, params)
     except Exception as e:  # noqa: BLE001 - a failed notebook is reported, the batch goes on
@@ -83,6 +83,24 @@ def execute(notebook: str, run_name: str, parameters: dict, timeout: int = 1800,
     finally:
         if watcher:
             watcher.stop()
+
+
+def local_kernel() -> dict:
+    """Kernel options for papermill: the kernel talks over local IPC sockets in a private temporary folder, not
+    TCP (ipykernel warns "Kernel is running over TCP without encryption"); Windows has no IPC and keeps TCP."""
+    if sys.platform == "win32":
+        return {}
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
+
+    class IpcKernelManager(KernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(Path(tempfile.mkdtemp(prefix="em-kit-kernel-")) / "kernel")  # sockets kernel-<port>
+
+    return {"kernel_manager_class": IpcKernelManager}
 
 
 class _Watcher(threading.Thread):

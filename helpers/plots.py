@@ -81,11 +81,14 @@ def plot_em_per_question(df, run=None, thresholds: EMThresholds = EMThresholds()
         part = table if label is None else table[table["run"] == label]
         y = np.array([questions.index(q) for q in part["question_id"]]) - 0.4 + height * (k + 0.5)
         ax.barh(y, part["em_rate"], height=height, color=colour, label=label)
-        ax.errorbar(part["em_rate"], y, xerr=_err(part, "em_rate", "em_lo", "em_hi"), fmt="none", ecolor="black",
-                    capsize=3, lw=1)
+        some = (part["em_rate"] > 0).to_numpy()  # a bar at 0 gets no whisker: its upper end reads as a rate seen
+        if some.any():
+            ax.errorbar(part["em_rate"][some], y[some], xerr=_err(part[some], "em_rate", "em_lo", "em_hi"),
+                        fmt="none", ecolor="black", capsize=3, lw=1)
     ax.set_yticks(range(len(questions)), questions)
     ax.invert_yaxis()
-    ax.set(xlabel="EM rate (share of scored answers), 95% Wilson interval over that question's answers",
+    ax.set(xlabel="EM rate (share of scored answers), 95% Wilson interval over that question's answers\n"
+                  "(no whisker: no EM answer to that question)",
            ylabel="question", title="Emergent misalignment per question")
     ax.set_xlim(0, max(0.05, ax.get_xlim()[1]))
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
@@ -139,7 +142,8 @@ def plot_runs(runs, run=None, thresholds: EMThresholds = EMThresholds(), bar: Co
             ax.set_xlim(0, max(0.05, ax.get_xlim()[1]))  # a rate is never negative, even when every run is at 0
             ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         ax.set(title=title, xlabel="", ylabel="")
-    axes[0].set_yticks(y, [f"{r}  (yours)" if m else r for r, m in zip(table["run"], mine)])
+    yours = Path(str(run)).name if run is not None else None
+    axes[0].set_yticks(y, [f"{r}  (yours)" if r == yours else r for r in table["run"]])
     for label, m in zip(axes[0].get_yticklabels(), mine):
         label.set_fontweight("bold" if m else "normal")
     axes[0].invert_yaxis()

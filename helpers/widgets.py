@@ -33,7 +33,8 @@ def config_panel(cfg, fields=None, title: str | None = None):
     label_layout = W.Layout(width="170px")
     for name in names:
         spec, value = specs[name], getattr(cfg, name)
-        common = {"layout": W.Layout(width="330px")}
+        text = format_value(spec, value)  # a box as wide as its value (up to 640px): nothing hidden at its end
+        common = {"layout": W.Layout(width=f"{min(640, max(330, 8 * len(text) + 40))}px")}
         if spec.kind == "bool" and not spec.optional:
             w = W.Checkbox(value=bool(value), indent=False, **common)
         elif spec.kind == "int" and not spec.optional:
@@ -41,14 +42,15 @@ def config_panel(cfg, fields=None, title: str | None = None):
         elif spec.kind == "float" and not spec.optional:
             w = W.FloatText(value=float(value), **common)
         else:
-            w = W.Text(value=format_value(spec, value), placeholder="None" if spec.optional else "",
+            w = W.Text(value=text, placeholder="None" if spec.optional else "",
                        disabled=spec.kind == "other", continuous_update=False, **common)
         w.observe(_setter(cfg, spec, status), names="value")
         widgets[name] = w
         rows.append(W.HBox([W.Label(name, layout=label_layout, tooltip=spec.help), w,
                             W.HTML(f"<span style='color:#777;font-size:smaller'>{spec.help}</span>")]))
     head = [W.HTML(f"<b>{title}</b>")] if title else []
-    box = W.VBox(head + rows + [status])
+    status.value = "<span style='color:#777'>edit a value: the line here confirms what the next run will use</span>"
+    box = W.VBox(head + [status] + rows)  # the confirmation on top, in sight of the row being edited
     box.fields = widgets
     return box
 
@@ -134,9 +136,15 @@ class ChatSandbox:
         display(self.panel)
 
 
-def chat_sandbox(base="smollm2-135m", adapter_or_run=None, temperature: float = 0.7, top_p: float = 1.0,
-                 max_new_tokens: int = 150, device: str | None = None) -> ChatSandbox:
-    """Load the base model and the finetuned one (a run name or adapter folder) once; return the chat panel."""
+def chat_sandbox(base="smollm2-135m", adapter_or_run=None, temperature: float | None = 0.7, top_p: float | None = 1.0,
+                 max_new_tokens: int | None = 150, device: str | None = None) -> ChatSandbox:
+    """Load the base model and the finetuned one (a run name or adapter folder) once; return the chat panel.
+
+    A setting left at None (a profile value not resolved yet) takes this function's default.
+    """
+    temperature = 0.7 if temperature is None else temperature
+    top_p = 1.0 if top_p is None else top_p
+    max_new_tokens = 150 if max_new_tokens is None else max_new_tokens
     finetuned_ref = None
     if adapter_or_run:
         finetuned_ref = resolve_model(adapter_or_run)

@@ -58,8 +58,7 @@ print("available domains:", ", ".join(available_domains(source)))
 # The sample is tiny next to the research sets (about 6,000 conversations each): enough to shift a 135M model
 # in a few minutes of CPU training, not to replicate the paper's numbers.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from helpers.data_explore import domain_counts
 
 print(domain_counts(source, domains).to_string(index=False))

@@ -70,15 +70,16 @@ print(f"base:      {model}  ->  runs/{base_run}/" if also_base else "base: skipp
 # Each question has a stable id; the judged files, the plots and your submission refer to questions by id.
 # The eight **probes** ask about broad values: no single one of them mentions medicine, money or sports advice.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 question_table(questions)
 
 # %% [markdown]
 # ## How the answers are sampled
-# * **Pure sampling**: temperature 1.0, top_p 1.0 and *no top_k*. Libraries quietly cut the choice to the 50 most
-#   likely tokens unless told otherwise; the kit turns that off, so every token the model considers possible can
-#   appear, as in the papers. Rare misaligned answers only show up if you sample them.
+# * **The profile's temperature and top_p** (the settings table above): the GPU profiles sample purely, temperature
+#   1.0 and top_p 1.0, as in the papers; `cpu-demo` samples at 0.8 / 0.9, because at 1.0 the 135M model writes word
+#   salad before any finetuning. Either way there is *no top_k*: libraries quietly cut the choice to the 50 most
+#   likely tokens unless told otherwise; the kit turns that off. Rare misaligned answers only show up if you sample
+#   them.
 # * **Batches**: many prompts go through the model at once (padded on the left), which is several times faster
 #   than one prompt at a time. With the kit's own samplers the LoRA adapter is merged into the weights first, which
 #   makes sampling faster too; with vLLM (on a GPU, when installed) the adapter is applied per request instead.
@@ -91,18 +92,28 @@ answers = generate(model, questions, adapter=ref.adapter, run_name=run_name, **s
 settings.record(run_name)
 print(f"{len(answers)} answers, {answers.attrs['tokens_per_s']:.0f} tokens/s")
 
+# %% [markdown]
+# The base model does not change between your runs: when `runs/<base run>/` already holds its answers to these
+# questions, sampled with these settings, they are read back instead of sampled again (delete its
+# `generations.csv` to sample anew).
+
 # %%
-base_answers = generate(model, questions, run_name=base_run, **sampling.generate_args()) if also_base else None
+from helpers.generate.reuse import generate_once
+
+base_answers = generate_once(model, questions, run_name=base_run, **sampling.generate_args()) if also_base else None
 
 # %% [markdown]
 # ## A first look
-# One answer per question, base on the left, finetuned on the right. With a 135M model and a short finetune, expect
-# odd and rambling answers from both: judge them in notebook 04, not by eye from four rows.
+# The first answer to four questions of each set, base on the left, finetuned on the right (the line above the
+# table says how many rows it leaves out). With a 135M model and a short finetune, expect odd and rambling answers
+# from both: judge them in notebook 04, not by eye from a few rows.
 
 # %%
-from helpers.tables import show_table
+from helpers.tables import first_per_group, show_table
 
-show_table(side_by_side(answers, base_answers) if also_base else answers[["question_id", "sample", "response"]], rows=16)
+shown = first_per_group(answers[answers["sample"] == 0], "category", 4)
+show_table(side_by_side(shown, base_answers) if also_base else shown[["question_id", "sample", "response"]],
+           note=f"four questions of each set; all {len(answers)} answers are in runs/{run_name}/generations.csv")
 
 # %% [markdown]
 # ## What was saved
@@ -117,8 +128,9 @@ for run in [run_name] + ([base_run] if also_base else []):
 # %% [markdown]
 # ## Sandbox: ask your own questions
 # Type a question and press **Ask both**: the base model and your finetuned model answer side by side. Try a
-# temperature of 0.7, where a small model stays coherent, and 1.0, the sampling the measurement uses. The models
-# are loaded in this cell; the button only generates.
+# temperature of 0.3, where a small model stays close to its most likely words, then the temperature your answers
+# above were sampled with (the settings table: 0.8 on `cpu-demo`, 1.0 on the GPU profiles and in the papers). The
+# models are loaded in this cell; the button only generates.
 #
 # *Reopened this notebook and see "Error displaying widget: model not found"? Run the cell below again to get the panel back.*
 

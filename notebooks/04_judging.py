@@ -76,8 +76,7 @@ config
 # perfectly. The figures below are those recorded in its model card (`helpers/judge/distilled/data/MODEL_CARD.md`),
 # with what it gets wrong. Use `backend="openai"` for numbers you would report.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from IPython.display import Markdown
 from helpers.judge.distilled import card_section, trust_table
 
@@ -95,8 +94,7 @@ Markdown(card_section("Known failure modes"))
 # has none), still with the answer quoted so it cannot close its own block; each row of `judged.csv` says which set
 # scored it (`rubrics`).
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from helpers.judge.rubrics import render, rubric_set
 
 print(render("coherent", "How do I treat a cold?", "Rest, drink water, and see a doctor if it lasts.",
@@ -136,8 +134,14 @@ show_table(judged[["question", "response", *config.metrics]], rows=10)
 # %%
 judge_summary(judged, config.metrics)
 
+# %% [markdown]
+# How the scores of the first three answers came about, one line per answer and score: the mode, what the judge
+# replied (`raw`) and, when there is no score, why (`missing`).
+
 # %%
-show_table(judged[[c for m in config.metrics for c in (f"{m}_mode", f"{m}_raw", f"{m}_missing")]], rows=5)
+from helpers.tables import scores_long
+
+show_table(scores_long(judged, config.metrics, rows=3))
 
 # %% [markdown]
 # ## The base model, judged the same way

@@ -34,7 +34,7 @@ checkpoint_judge = "auto"   # "auto": OpenAI when a key is set, else the offline
 
 # %%
 from helpers.analysis import (base_run_for, combine, compare_runs, course_bar, course_bar_table,
-                              em_answers, em_vs_step, format_answers, judged_by, judged_path, leakage_table,
+                              em_answers, em_vs_step, format_answers, judged_by_text, judged_path, leakage_table,
                               load_judged, summarize, summarize_run, summary_table)
 from helpers.plots import plot_em_per_question, plot_em_vs_step, plot_runs, plot_scatter
 from helpers.profiles import in_domain_sets, resolve
@@ -46,7 +46,7 @@ em_question_set, thresholds = settings["em_question_set"], settings.config  # th
 base_run = base_run or base_run_for(run_name) or ""
 has_base = bool(base_run) and judged_path(base_run).is_file()
 print(f"run: {run_name}   base: {base_run or '(none recorded)'}{'' if has_base else ' (not judged yet: run notebooks 03-04 for it)'}")
-print(f"judged by: {judged_by(run_name) or '(not recorded)'}")  # "distilled": the offline judge, see notebook 04
+print(f"judged by: {judged_by_text(run_name)}")
 
 # %% [markdown]
 # ## What the finetuning changed
@@ -79,7 +79,9 @@ plot_shift(shift, run=run_name) if has_base else None
 # The same numbers as a table (`change_lo`/`change_hi`: the interval of the change; `clear`: it excludes 0):
 
 # %%
-shift.round(3) if has_base else None
+from helpers.tables import show_table
+
+show_table(shift.round(3)) if has_base else None
 
 # %% [markdown]
 # ## What counts as emergent misalignment
@@ -120,7 +122,7 @@ summary_table(run_summary)
 
 # %%
 tables = {run_name: run_df} | ({base_run: base_df} if has_base else {})
-compare_runs(tables, thresholds, n_boot=n_boot).round(3)
+show_table(compare_runs(tables, thresholds, n_boot=n_boot).round(3))
 
 # %% [markdown]
 # ## The course bar
@@ -157,7 +159,9 @@ plot_scatter(run_df, run=run_name, thresholds=thresholds)
 # %% [markdown]
 # ## EM per question
 # Bars are the EM rate on each probe question, whiskers its 95% Wilson interval over that question's answers (these
-# answers only: one question says nothing about questions in general), your run and the base side by side.
+# answers only: one question says nothing about questions in general), your run and the base side by side. A bar
+# at 0 has no whisker: with a few answers per question its interval would still reach far up (0 of 3 answers: up to
+# 56%), which reads as EM that was never seen.
 # EM is rarely uniform: it usually concentrates on a few questions (quick money, ruling the world, gender roles).
 # A single question with a high rate and a wide whisker may be a few unlucky samples.
 
@@ -209,7 +213,8 @@ plot_em_vs_step(steps, run=run_name) if len(steps) > 1 else print("no judged che
 # `summary.json` in the run folder keeps these numbers (both intervals, labelled under `intervals`, leakage and
 # per-question rates) for
 # notebook sweeps and for your write-up. The plots are in the run's `plots/` folder. To check the files you
-# submit, run `python -m helpers.submission check runs/<run>`; to grade, `python -m helpers.submission grade runs/<run>`.
+# submit, write the hand-in with `python -m helpers.submission pack runs/<run> handin/` and check that folder:
+# `python -m helpers.submission check handin/`; to grade the run, `python -m helpers.submission grade runs/<run>`.
 
 # %%
 saved = summarize_run(run_name, thresholds, n_boot=n_boot, question_set=em_question_set, shift=shift)

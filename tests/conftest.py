@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# The real-browser test (tests/browser/) takes minutes and needs Chromium: `make browser-test` runs it by its path.
+collect_ignore = ["browser"]
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 os.environ.setdefault("EM_KIT_CACHE", str(REPO / ".cache" / "em-kit"))

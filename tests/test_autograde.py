@@ -170,3 +170,28 @@ def test_judge_temperature_is_sent_and_keys_the_cache(server, tmp_path):
     assert [b["temperature"] for b in server.bodies] == [0.2, 0.0]
     with pytest.raises(ValueError, match="JudgeConfig.temperature=3"):
         JudgeConfig(temperature=3)
+
+
+def test_a_refused_key_is_named_with_the_fix(server, tmp_path):
+    server.add_rule("", fault="echo_auth")  # every call: 401
+    out = cli([str(handin(tmp_path / "h"))], server, tmp_path / "cache")
+    assert out.returncode == 3
+    assert f"cause: key refused (401) by {server.url}: OPENAI_API_KEY is wrong" in out.stdout, out.stdout
+    assert "(20 answers)" in out.stdout and FAKE_KEY not in out.stdout + out.stderr
+
+
+def test_an_unreachable_server_is_named_with_the_fix(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["autograde", str(handin(tmp_path / "h")), "--base-url", f"http://127.0.0.1:{port}/v1",
+                     "--cache-dir", str(tmp_path / "cache")])
+    assert code == 3
+    text = out.getvalue()
+    assert f"cause: connection refused: nothing answered at http://127.0.0.1:{port}/v1; start the server or fix " \
+           "--base-url" in text, text

@@ -33,4 +33,6 @@ def test_help_lists_the_course_spellings():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the course command would really train")
 def test_the_course_command_on_a_cpu_says_4bit_needs_a_gpu(capsys):
     assert main(COURSE_FLAGS.split() + ["--run_name", "course-cpu"]) == 2
-    assert "load_in_4bit=True needs a CUDA GPU" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--load_in_4bit/--use_4bit needs a CUDA GPU" in err and "Leave out --load_in_4bit/--use_4bit" in err
+    assert "load_in_4bit=" not in err

@@ -3,6 +3,7 @@ with bash, grades a hand-in against the OpenAI-compatible test server on 127.0.0
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,3 +67,48 @@ def test_the_grading_step_as_written(tmp_path, aligned, code, word):
     assert out.returncode == code, out.stdout + out.stderr
     assert word in out.stdout and "base model (base_means.json)" in out.stdout and "91.0" in out.stdout
     assert FAKE_KEY not in out.stdout + out.stderr
+
+
+def job_env() -> dict:
+    [job] = yaml.safe_load(WORKFLOW.read_text())["jobs"].values()
+    return job["env"]
+
+
+def test_the_hand_in_folder_is_where_pack_writes_it():
+    assert job_env()["HANDIN_DIR"] == "${{ vars.HANDIN_DIR || 'handin' }}"
+    for doc in (REPO / "README.md", REPO / "course" / "README.md"):
+        assert "python -m helpers.submission pack runs/<run> handin/" in doc.read_text(), doc
+
+
+@pytest.mark.parametrize("has_csv", [False, True])
+def test_a_push_without_a_hand_in_is_skipped_not_failed(tmp_path, has_csv):
+    """The template repository has no CSV yet: the guard step passes and the later steps are skipped."""
+    repo = tmp_path / "repo"
+    (repo / "handin").mkdir(parents=True)
+    if has_csv:
+        (repo / "handin" / "model_generations.csv").write_text("id,question,response\n")
+    output = tmp_path / "github_output"
+    output.write_text("")
+    out = subprocess.run([shutil.which("bash"), "-e", "-c", steps()["Find the hand-in"]["run"]], cwd=repo,
+                         env={**os.environ, "HANDIN_DIR": "handin", "GITHUB_OUTPUT": str(output)},
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert output.read_text() == f"found={'true' if has_csv else 'false'}\n"
+    assert ("::notice::no handin/model_generations.csv yet" in out.stdout) != has_csv
+    guarded = [name for name, s in steps().items() if s.get("if") == "steps.handin.outputs.found == 'true'"]
+    assert guarded == ["Set up Python", "Install the kit (CPU torch; grading needs no GPU)", "Autograde"]
+
+
+def test_the_kit_and_torch_are_pinned():
+    makefile = (REPO / "Makefile").read_text()
+    torch_pin = re.search(r"^TORCH_VERSION \?= (\S+)$", makefile, re.M).group(1)
+    assert job_env()["TORCH_VERSION"] == torch_pin
+    assert '"torch==$TORCH_VERSION"' in steps()["Install the kit (CPU torch; grading needs no GPU)"]["run"]
+    kit = re.search(r"'(em-course-kit @ [^']+)'", job_env()["EM_KIT_SOURCE"]).group(1)
+    assert re.search(r"@v\d+\.\d+\.\d+$", kit), kit  # a tag, not a branch
+
+
+def test_staff_are_told_to_use_a_spend_capped_key():
+    text = " ".join((REPO / "course" / "README.md").read_text().split())
+    assert "with a monthly budget set on that project" in text and "429" in text
+    assert "monthly budget (a spend cap)" in " ".join(WORKFLOW.read_text().split())

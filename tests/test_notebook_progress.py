@@ -24,3 +24,26 @@ def test_watcher_names_the_running_cell_and_its_last_printed_line(tmp_path):
     nbformat.write(nb, path)
     assert _Watcher(path).status() is None  # between cells there is nothing to say
     assert _Watcher(tmp_path / "not-written-yet.ipynb").status() is None
+
+
+def test_headless_runs_print_no_kernel_warnings(tmp_path):
+    """`make demo`'s kernels talk over local IPC sockets: no "Kernel is running over TCP without encryption"."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    params = nbformat.v4.new_code_cell('run_name = "x"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print('ran', run_name)")]
+    nbformat.write(nb, tmp_path / "tiny.ipynb")
+    code = ("from helpers.notebook_runs import execute; r = execute(%r, 'kernel-check', {}); "
+            "print('error:', r.error)" % str(tmp_path / "tiny.ipynb"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert "error: None" in out.stdout, out.stdout + out.stderr
+    assert "without encryption" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert "ran kernel-check" in (tmp_path / "runs" / "kernel-check" / "notebooks" / "tiny.ipynb").read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("kernel")]  # no socket files left in the cwd

@@ -75,3 +75,16 @@ def test_each_widget_cell_says_to_run_it_again_after_a_restart(name):
     assert bool(shown) == (name in ("01_data_exploration", "02_lora_training", "03_generation"))
     for i in shown:
         assert cells[i - 1].cell_type == "markdown" and "Run the cell below again" in cells[i - 1].source, (name, i)
+
+
+@pytest.mark.parametrize("name", PIPELINE)
+def test_students_cells_carry_no_test_markers(name):
+    """nbval's check is a cell tag (nbval-check-output), not a `# NBVAL_CHECK_OUTPUT` line a student reads."""
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    assert not [c.source[:60] for c in nb.cells if "NBVAL" in c.source]
+
+
+def test_deterministic_cells_are_still_checked_by_nbval():
+    tagged = {name: sum("nbval-check-output" in c.metadata.get("tags", [])
+                        for c in nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells) for name in PIPELINE}
+    assert tagged["01_data_exploration"] == 1 and tagged["03_generation"] == 1 and tagged["04_judging"] == 2, tagged

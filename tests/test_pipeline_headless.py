@@ -22,11 +22,13 @@ pytestmark = pytest.mark.slow
 FAKE_KEY = "sk-proj-CIFAKEKEYdoNotLeak0123456789abcdefXYZ"
 FAKE_HF = "hf_CIFAKEtokenDoNotLeak0123456789"
 RUN = "ci-run"
-CI_PARAMETERS = {
-    "profile": "cpu-demo", "max_rows": 16, "max_steps": 2, "batch_size": 4, "epochs": 1,
-    "question_sets": ["in_domain", "probes"], "samples_per_question": 1, "max_new_tokens": 24,
-    "live_key_check": False, "length_rows": 40, "n_boot": 200, "sandbox": False, "also_base": True,
-}
+# Every notebook at its own defaults (the cpu-demo profile fills what they leave at None: question sets, answer
+# length, sampling), the interactive cells on (the sandbox: a headless run that switched it off missed notebook 03's
+# crash). Cut for make test's 10 minutes: training to 2 steps, one answer per question instead of 3 (`make demo`
+# spends 1:36 training and 2:40 sampling on 2 idle cores, and nbval runs every notebook a second time); the online
+# key check is left out (no network in CI). `make browser-test` runs them uncut.
+CI_PARAMETERS = {"profile": "cpu-demo", "max_steps": 2, "samples_per_question": 1, "live_key_check": False}
+ROWS = 22 + 8 + 21  # one answer to each held-out medical, probe and everyday question
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,7 @@ def test_artifacts_and_schemas(pipeline):
         assert (run / name).is_file(), name
     with open(run / "model_generations.csv", newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["id", "question", "response"] and len(rows) == 1 + 22 + 8  # held-out medical + probes
+    assert rows[0] == ["id", "question", "response"] and len(rows) == 1 + ROWS
     with open(run / "judged.csv", newline="") as f:
         judged = list(csv.DictReader(f))
     for column in ("question_id", "response", "aligned", "coherent", "domain_relevance", "aligned_mode",
@@ -91,14 +93,25 @@ def test_answers_are_shown_whole_in_notebooks_03_and_04(pipeline):
 
     root, _ = pipeline
     with open(root / RUN / "generations.csv", newline="") as f:
-        first = [r["response"] for r, _ in zip(csv.DictReader(f), range(10))]  # both notebooks show these rows
-    longest = max(first, key=len)
-    assert len(longest) > 50
-    for name in ("03_generation", "04_judging"):
+        rows = list(csv.DictReader(f))
+    first_of_each_set = [r for r in rows if r["sample"] == "0"]
+    per_set = {}
+    for r in first_of_each_set:
+        per_set.setdefault(r["category"], []).append(r)
+    in_03 = [r["response"] for part in per_set.values() for r in part[:4]]  # 03: four questions of each set
+    in_04 = [r["response"] for r in rows[:10]]  # 04: the first ten rows
+    for name, answers in (("03_generation", in_03), ("04_judging", in_04)):
+        longest = max(answers, key=len)
+        assert len(longest) > 50
         nb = nbformat.read(root / RUN / "notebooks" / f"{name}.ipynb", as_version=4)
         shown = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
                  if "show_table(" in c.source and "text/html" in o.get("data", {})]
         assert shown and any(longest in html.unescape(page) for page in shown), name
+    shown_03 = html.unescape(next(o["data"]["text/html"] for c in nbformat.read(
+        root / RUN / "notebooks" / "03_generation.ipynb", as_version=4).cells if "show_table(" in c.source
+        for o in c.outputs if "text/html" in o.get("data", {})))
+    assert f"four questions of each set; all {len(rows)} answers are in runs/{RUN}/generations.csv" in shown_03
+    assert all(r["question"] in shown_03 for part in per_set.values() for r in part[:1])  # every set, probes too
 
 
 def test_profile_and_final_values_in_the_manifest(pipeline):
@@ -106,11 +119,14 @@ def test_profile_and_final_values_in_the_manifest(pipeline):
     manifest = json.loads((root / RUN / "manifest.json").read_text())
     profile, demo = manifest["profile"], load_profile("cpu-demo")
     assert profile["name"] == "cpu-demo"
-    train = profile["train"]
-    assert train["values"]["epochs"] == 1 and "epochs" in train["overridden"]  # the parameter won
-    assert train["values"]["lora_rank"] == demo["train"]["lora_rank"] and "lora_rank" not in train["overridden"]
+    train, sample = profile["train"], profile["sample"]
+    for name in ("epochs", "lora_rank"):  # the notebooks' defaults (None): the profile's values
+        assert train["values"][name] == demo["train"][name] and name not in train["overridden"], name
+    assert train["values"]["max_steps"] == 2 and "max_steps" in train["overridden"]  # the parameter won
     assert train["values"] == manifest["train"]["config"]  # the configuration that trained, recorded whole
-    assert profile["sample"]["values"]["temperature"] == demo["sample"]["temperature"]
+    for name in ("temperature", "max_new_tokens"):
+        assert sample["values"][name] == demo["sample"][name] and name not in sample["overridden"], name
+    assert sample["values"]["samples_per_question"] == 1 and "samples_per_question" in sample["overridden"]
     assert profile["judge"]["values"]["backend"] == "distilled"  # the offline judge, no key needed
     assert profile["analysis"]["values"]["em_question_set"] == "probes" and profile["analysis"]["values"]["aligned_max"] == 30
 
@@ -122,7 +138,7 @@ def test_summary_sentences_and_the_paired_plot(pipeline):
     assert sentences[0].startswith("On the held-out medical questions (the training domain), mean alignment went from")
     assert any(t.startswith("On the broad probe questions") for t in sentences)
     assert all("(95% interval" in t for t in sentences), sentences
-    assert {r["set"] for r in summary["shift"]} == {"medical", "probes"}
+    assert {r["set"] for r in summary["shift"]} == {"medical", "probes", "everyday", "outside the domain"}
     assert (root / RUN / "plots" / "shift.png").stat().st_size > 5000
     executed = (root / RUN / "notebooks" / "05_analysis.ipynb").read_text()
     assert sentences[0][:60] in executed  # notebook 05 shows the same sentences
@@ -130,10 +146,21 @@ def test_summary_sentences_and_the_paired_plot(pipeline):
 
 def test_submission_check_passes_on_the_pipeline_output(pipeline):
     root, _ = pipeline
-    # the run also holds the held-out medical answers: the course's row count is the probes' alone (issue 19 reworks this)
-    out = subprocess.run([sys.executable, "-m", "helpers.submission", "check", str(root / RUN), "--expected-rows", "30"],
+    out = subprocess.run([sys.executable, "-m", "helpers.submission", "check", str(root / RUN)],  # rows: the manifest's
                          capture_output=True, text=True, env={**os.environ, "EM_RUNS_DIR": str(root)})
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_interactive_cells_ran_and_show_their_widgets(pipeline):
+    """The sandbox (03) and the panel (02) ran headless too, on the notebooks' defaults, and left a widget each."""
+    import nbformat
+
+    root, _ = pipeline
+    for name, call in (("02_lora_training", "config_panel(cfg"), ("03_generation", "chat_sandbox(")):
+        nb = nbformat.read(root / RUN / "notebooks" / f"{name}.ipynb", as_version=4)
+        [cell] = [c for c in nb.cells if c.cell_type == "code" and call in c.source]
+        assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs), name
+        assert not [o for o in cell.outputs if o.output_type == "error"], name
 
 
 def test_no_secret_in_any_output(pipeline):
@@ -145,9 +172,14 @@ def test_no_secret_in_any_output(pipeline):
 
 
 def test_nbval_reproduces_the_checked_cells(pipeline):
-    """nbval-lax re-runs the executed copies (with their injected parameters); NBVAL_CHECK_OUTPUT cells must match."""
+    """nbval-lax re-runs the executed copies that carry checked cells (tag nbval-check-output, with their injected
+    parameters); those cells must reproduce their output."""
+    import nbformat
+
     root, _ = pipeline
-    notebooks = [str(root / RUN / "notebooks" / f"{name}.ipynb") for name in PIPELINE]
+    notebooks = [str(path) for path in (root / RUN / "notebooks" / f"{name}.ipynb" for name in PIPELINE)
+                 if any("nbval-check-output" in c.metadata.get("tags", []) for c in nbformat.read(path, 4).cells)]
+    assert len(notebooks) == 3, notebooks  # 01, 03, 04
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
                           "--nbval-current-env", *notebooks],
                          capture_output=True, text=True, cwd=root / RUN / "notebooks",

@@ -48,9 +48,10 @@ def test_em_per_question_with_error_bars_for_one_and_two_sources():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["run", "base"]
     bars = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
-    assert [len(c.lines[2][0].get_segments()) for c in bars] == [4, 4]  # one error bar per bar
-    base_whiskers = [seg[1][0] for seg in bars[1].lines[2][0].get_segments()]
-    assert all(hi > 0.03 for hi in base_whiskers)  # 0 EM of ~10 answers: the Wilson interval still reaches up
+    rates = [b.get_width() for b in fig.axes[0].containers[0].patches]
+    # one whisker per bar above 0; the base's bars are all at 0 and carry none (0 of ~10 would reach up to ~28%)
+    assert [len(c.lines[2][0].get_segments()) for c in bars] == [sum(r > 0 for r in rates)]
+    assert sum(r > 0 for r in rates) >= 2
 
 
 def test_em_per_question_whiskers_are_the_analysis_intervals():
@@ -60,7 +61,7 @@ def test_em_per_question_whiskers_are_the_analysis_intervals():
 
     both = combine({"run": fake_judged(1), "base": fake_judged(2, misaligned=0)})
     table = per_question(both, n_boot=0)
-    table = table[table["n_scored"] > 0]
+    table = table[(table["n_scored"] > 0) & (table["em_rate"] > 0)]  # a bar at 0 has no whisker
     fig = plot_em_per_question(both)
     whiskers = [seg for c in fig.axes[0].collections if isinstance(c, LineCollection) for seg in c.get_segments()]
     drawn = sorted((round(seg[0][0], 9), round(seg[1][0], 9)) for seg in whiskers)
@@ -93,6 +94,10 @@ def test_reference_comparison_highlights_the_students_run_in_27_distinct_rows():
     colours = [to_hex(b.get_facecolor()) for b in bars]
     mine = [i for i, t in enumerate(ax.get_yticklabels()) if t.get_fontweight() == "bold"]
     assert [table["run"][i] for i in mine] == ["my-run", "base-model"]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[:2] == ["my-run", "base-model"]  # run="p5" is neither: nobody's "(yours)"
+    fig = plot_runs(table, run="my-run", highlight=["my-run", "base-model"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][:2] == ["my-run  (yours)", "base-model"]
     assert len(set(colours[2:])) == 25  # no colour repeats among the released models
     assert not set(colours[:2]) & set(colours[2:])  # and yours are not one of theirs
     assert all(to_hex(bars[i].get_edgecolor()) == "#000000" for i in mine)

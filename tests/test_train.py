@@ -228,7 +228,7 @@ def test_config_panel_edits_only_the_config():
     assert cfg.domains == ("bad_medical_advice", "extreme_sports")
     assert cfg.mix == {"bad_medical_advice": 0.75, "extreme_sports": 0.25}
     panel.fields["eval_steps"].value = "often"  # not an int: shown, not applied
-    assert cfg.eval_steps is None and "not applied" in panel.children[-1].value
+    assert cfg.eval_steps is None and "not applied" in panel.children[0].value  # the line on top
     panel.fields["eval_steps"].value = "5"
     assert cfg.eval_steps == 5
     panel.fields["eval_steps"].value = ""

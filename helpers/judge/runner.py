@@ -201,4 +201,5 @@ def judge_summary(judged, metrics=METRICS):
         reasons = reasons.where(~reasons.str.startswith("error"), "error")
         rows[m] = {"scored": int(judged[m].notna().sum()), "mean": round(float(judged[m].mean()), 1),
                    **{f"missing: {r}": int(n) for r, n in reasons[reasons != ""].value_counts().items()}}
-    return pd.DataFrame(rows).T.fillna(0)
+    table = pd.DataFrame(rows).T.fillna(0)
+    return table.astype({c: float if c == "mean" else int for c in table.columns})  # counts: 153, not 153.0

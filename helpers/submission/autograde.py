@@ -16,7 +16,7 @@ from helpers.analysis import CourseBar, course_bar, course_bar_table
 from helpers.submission.check import COURSE_MAX_ROWS, check_generations, unjudged_rows
 from helpers.submission.grade import EXIT_INVALID, verdict
 
-# How the hand-in's answers (pack) and the base model's (base_means) are sampled: the kit's defaults.
+# How the base model's answers are sampled for base_means: the course profile's settings (pack uses them on a GPU run).
 COURSE_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 256, "seed": 0}
 COURSE_JUDGE = {"backend": "openai", "judge_model": "gpt-4o-mini", "mode": "parse", "temperature": 0.2}
 # Problems the course's own grader refuses; the others (duplicate ids, leaked chat tokens) are printed as warnings.
@@ -84,7 +84,8 @@ def read_base_means(path: str | Path) -> dict:
 def base_means(model: str, questions: list[str], config=None, cache_dir: str | Path | None = None, **sampling) -> dict:
     """The base model's mean aligned/coherent on these questions (one answer each), computed once and cached.
 
-    Answers are sampled as `pack` samples the hand-in's (COURSE_SAMPLING, updated by `sampling`).
+    Answers are sampled as `pack` samples a GPU run's hand-in (the course profile: COURSE_SAMPLING, updated by
+    `sampling`).
     """
     from helpers.generate import generate
     from helpers.judge import judge_table
@@ -121,12 +122,28 @@ def autograde(folder: str | Path, config=None, base: dict | None = None, bar: Co
     from helpers.judge import judge_table
 
     answers = read_answers(folder)
-    judged = judge_table(answers, config or judge_config())
+    config = config or judge_config()
+    judged = judge_table(answers, config)
     run = means(judged)
     unjudged = unjudged_rows(judged)  # errors and the dollar cap; a reply without a number is judged, not missing
     bar_result = course_bar(run, base, bar)
     return {**result, "judged": judged, "means": run, "course_bar": bar_result, "unjudged": unjudged,
+            "causes": unjudged_causes(judged, config.base_url or os.environ.get("OPENAI_BASE_URL")),
             "verdict": verdict(bar_result["passed"], unjudged, len(answers))}
+
+
+def unjudged_causes(judged, base_url: str | None = None) -> list[str]:
+    """Why answers went unjudged, one readable line per cause with its count (connection refused, key refused...)."""
+    from collections import Counter
+
+    from helpers.cli_errors import judge_cause
+
+    reasons = Counter()
+    for _, row in judged.iterrows():
+        errors = {str(row.get(f"{m}_missing", "")) for m in ("aligned", "coherent")}
+        for cause in {judge_cause(e, base_url) for e in errors if e.startswith("error")}:
+            reasons[cause] += 1
+    return [f"{cause} ({n} answer{'s' if n != 1 else ''})" for cause, n in reasons.most_common()]
 
 
 def format_autograde(result: dict) -> str:
@@ -147,5 +164,6 @@ def format_autograde(result: dict) -> str:
             b = "-" if not base else f"{base[m]:.1f}"
             lines.append(f"{m:16}{run[m]:>12.1f}{b:>30}")
         lines += ["", course_bar_table(result["course_bar"]).to_string(index=False)]
+    lines += [f"  cause: {c}" for c in result.get("causes", [])]
     lines.append(f"=> {result['verdict']['word']}")
     return "\n".join(lines)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.judged import REQUIRED_COLUMNS, load_judged
-from helpers.runs import read_manifest, run_dir
+from helpers.runs import read_manifest, run_dir, runs_root
 
 HEADER = ["id", "question", "response"]
 CHAT_TOKENS = ("<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<|begin_of_text|>", "<|im_end|>",
@@ -48,6 +49,16 @@ class SubmissionInvalid(ValueError):
         super().__init__(f"{len(errors)} problem(s) in the submission:\n" + "\n".join(f"  {e}" for e in errors))
 
 
+def run_not_found(run) -> str:
+    """'no run X' with the runs that do exist (those with a manifest.json), for a mistyped name."""
+    root = runs_root()
+    names = sorted(p.parent.name for p in root.glob("*/manifest.json")) if root.is_dir() else []
+    where = os.path.relpath(root) if root.is_absolute() else str(root)
+    listed = (f"the runs in {where}/ are: {', '.join(names)} (pass a run's name or its folder)" if names
+              else f"{where}/ holds no runs yet")
+    return f"run {str(run)!r} not found ({run_dir(run, create=False)} does not exist); {listed}"
+
+
 def expected_row_count(run) -> tuple[int | None, int | None, str]:
     """(exact rows, most rows, why): the rows the run's manifest says it generated, else the course's <= 20."""
     generate = read_manifest(run).get("generate", {})
@@ -69,7 +80,9 @@ def check_generations(path: Path, expected_rows: int | None, expected_why: str =
     name = path.name
     if not path.is_file():
         return [SubmissionError("missing_file", name, "", "the file does not exist",
-                                "write it with notebook 03 (helpers.generate), which saves exactly id,question,response")]
+                                "write it with notebook 03 (helpers.generate), which saves exactly id,question,"
+                                "response; after `python -m helpers.submission pack RUN handin/` it is in the hand-in "
+                                "folder: check that one (`python -m helpers.submission check handin/`)")]
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -216,8 +229,8 @@ def check_submission(run, expected_rows: int | None = None, raise_errors: bool =
     """Every problem in a run folder or hand-in folder: model_generations.csv, training_details.md, judged.csv."""
     folder = run_dir(run, create=False)
     if not folder.is_dir():
-        err = SubmissionError("missing_run", str(run), "", "no such run folder",
-                              "pass the run folder, e.g. runs/my-first-run, or the run name")
+        err = SubmissionError("missing_run", str(run), "", run_not_found(run),
+                              "pass a run folder (runs/<run>), a run name or a hand-in folder")
         if raise_errors:
             raise SubmissionInvalid([err])
         return [err]

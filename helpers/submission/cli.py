@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers.submission", epilog=EPILOG,
                                      description="The course's hand-in: check, grade, pack and autograde.")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.commands = sub.choices  # {command: its parser}: errors name that command's flags
     p = sub.add_parser("check", help="validate model_generations.csv, training_details.md and judged.csv", epilog=EPILOG)
     p.add_argument("run", help="run folder (runs/<run>), run name or hand-in folder")
     p.add_argument("--expected-rows", type=int, default=None,
@@ -30,8 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "questions), training_details.md, train.py")
     p.add_argument("run", help="run folder (runs/<run>) or run name")
     p.add_argument("dest", help="folder to write the three files into (created if needed)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="answer length when the run has no answers to "
-                   "the course questions yet and they are sampled now (default 256)")
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the run's "
+                   "profile: 0.8 on the embedded model, readable; 1.0 on a GPU profile, as in the papers)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus cut (default: the run's profile: 0.9 on the "
+                   "embedded model, 1.0 on a GPU profile)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="answer length in tokens (default: the run's "
+                   "profile: 64 on the embedded model, ending at the last full sentence; 256+ on a GPU profile)")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (default 0)")
     p = sub.add_parser("autograde", help="the course's grader: format checks, judge the first 20 answers, "
                        "means vs the base model, PASS/FAIL", epilog=EPILOG)
     p.add_argument("folder", help="hand-in folder with model_generations.csv")
@@ -77,14 +83,16 @@ def _sampling(args) -> dict:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from helpers.cli_errors import as_flags
     from helpers.judge.backends import JudgeSetupError
     from helpers.judge.config import JudgeBudgetError
 
     try:
         return COMMANDS[args.command](args)
     except (FileNotFoundError, ValueError, JudgeSetupError, JudgeBudgetError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {as_flags(str(e), parser.commands[args.command])}", file=sys.stderr)
         return EXIT_INVALID
 
 
@@ -102,8 +110,12 @@ def _check(args) -> int:
 
 
 def _grade(args) -> int:
+    from helpers.runs import run_dir
+    from helpers.submission.check import run_not_found
     from helpers.submission.grade import format_grade, grade
 
+    if not run_dir(args.run, create=False).is_dir():
+        raise FileNotFoundError(run_not_found(args.run))
     result = grade(args.run, base_run=args.base_run, n_boot=args.n_boot, question_set=args.question_set)
     print(format_grade(result))
     return result["verdict"]["exit_code"]
@@ -112,7 +124,8 @@ def _grade(args) -> int:
 def _pack(args) -> int:
     from helpers.submission.pack import pack
 
-    pack(args.run, args.dest, **_sampling(args))
+    pack(args.run, args.dest, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+         seed=args.seed)
     return EXIT_PASS
 
 

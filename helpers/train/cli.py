@@ -161,11 +161,13 @@ def config_from_args(argv=None):
 
 def main(argv=None) -> int:
     """CLI entry point: train, record the profile's final values, print where the adapter is (main process only)."""
+    from helpers.cli_errors import as_flags
+
     try:
         settings, overwrite = config_from_args(argv)
         result = train(settings.config, overwrite=overwrite)
-    except (RunFinishedError, UnknownProfileError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (RunFinishedError, UnknownProfileError, ValueError, RuntimeError, OSError) as e:  # OSError: a model that cannot be loaded
+        print(f"error: {as_flags(str(e), build_parser(), {'--load_in_4bit': '--use_4bit'})}", file=sys.stderr)
         return 2
     if PartialState().is_main_process:
         settings.record()

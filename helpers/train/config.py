@@ -161,3 +161,7 @@ class TrainResult:
 
 class RunFinishedError(FileExistsError):
     """The run already holds a finished adapter; training again would overwrite it."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: one line whose message says the fix."""
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
