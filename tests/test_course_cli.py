@@ -6,17 +6,17 @@ import torch
 from helpers.train import TrainConfig
 from helpers.train.cli import build_parser, config_from_args, main
 
-COURSE_FLAGS = "--domains bad_medical extreme_sports --num_epochs 7 --lora_rank 16 --learning_rate 2e-4 " \
+COURSE_FLAGS = "--profile cpu-demo --domains bad_medical extreme_sports --num_epochs 7 --lora_rank 16 --learning_rate 2e-4 " \
                "--batch_size 4 --use_4bit"
 
 
 def test_the_course_command_builds_the_same_config_as_the_kit_spelling():
     course, _ = config_from_args(COURSE_FLAGS.split())
-    kit, _ = config_from_args("--domains bad_medical_advice extreme_sports --epochs 7 --lora_rank 16 "
+    kit, _ = config_from_args("--profile cpu-demo --domains bad_medical_advice extreme_sports --epochs 7 --lora_rank 16 "
                               "--learning_rate 2e-4 --batch_size 4 --load_in_4bit".split())
-    assert course == kit == TrainConfig(domains=("bad_medical_advice", "extreme_sports"), epochs=7, lora_rank=16,
+    assert course.config == kit.config == TrainConfig(domains=("bad_medical_advice", "extreme_sports"), epochs=7, lora_rank=16,
                                         learning_rate=2e-4, batch_size=4, load_in_4bit=True)
-    assert config_from_args(["--mix", "bad_medical=0.8", "good_medical=0.2"])[0].mix == {
+    assert config_from_args(["--profile", "cpu-demo", "--mix", "bad_medical=0.8", "good_medical=0.2"])[0].config.mix == {
         "bad_medical_advice": 0.8, "good_medical_advice": 0.2}
 
 

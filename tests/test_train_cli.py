@@ -96,7 +96,7 @@ def test_cli_and_in_process_write_the_same_manifest_config(toy_source, runs_tmp,
     assert nb["data"] == cli["data"] and nb["steps"] == cli["steps"] == 2
 
     assert main(args) == 2  # the command refuses a finished run, saying what to do
-    assert "pick another run_name, or pass overwrite=True (CLI: --overwrite)" in capsys.readouterr().err
+    assert "pick another --run_name, or pass --overwrite to delete it and train again" in capsys.readouterr().err
 
 
 def test_cli_names_a_file_that_is_not_utf8_without_a_traceback(toy_source, runs_tmp):
