@@ -52,7 +52,8 @@ def test_two_processes_judging_one_run_bill_no_more_than_the_cap(server, tmp_pat
     assert billed_dollars(server) <= cap, (billed_dollars(server), cap)
     assert billed_dollars(server) > cap / 2  # the cap was used, by both together
     assert max(server.answered_prompts.values()) == 1  # no prompt paid twice
-    assert all("Retry the unscored ones: judge_run('shared', config)" in out for out, _ in outs)
+    assert all("Retry the unscored ones: rerun the judging cell of notebook 04 (run_name='shared')" in out
+               for out, _ in outs)
     calls = [int(re.search(r"(\d+) new", out)[1]) for out, _ in outs]
     assert sum(calls) == server.answered  # a prompt the other process judged counts as a cache hit, not a call
 
@@ -108,9 +109,18 @@ def test_calls_that_reach_no_server_cost_nothing_and_a_live_run_proceeds(server,
         assert down["aligned"].isna().all() and time.time() - start < 10
         assert down.attrs["judge"]["dollars"] == 0
     text = capsys.readouterr().out
-    assert "Unscored answers by reason: 10 error" in text and "judge_run('outage', config)" in text
+    assert "Unscored answers by reason: 10 error" in text and "notebook 04 (run_name='outage')" in text
     live = judge_run("outage", cfg(server.url, max_dollars=cap))
     assert live["aligned"].notna().all() and billed_dollars(server) <= cap
+
+
+def test_a_checkpoint_run_is_named_as_given_in_the_closing_lines(server, capsys, runs_tmp):
+    run = str(runs_tmp / "r" / "checkpoint-2")  # a path run name: its folder's name alone is another run
+    write_generations(run, 2)
+    judge_run(run, cfg(closed_port_url()))
+    text = capsys.readouterr().out
+    assert f"Retry the unscored ones: rerun the judging cell of notebook 04 (run_name={run!r})" in text
+    assert f"Wrote judged.csv (2 rows) in run {run!r}." in text and (Path(run) / "judged.csv").is_file()
 
 
 def test_a_transient_garbage_reply_is_retried_later_and_the_closing_line_counts_it(server, capsys):
@@ -125,7 +135,7 @@ def test_a_transient_garbage_reply_is_retried_later_and_the_closing_line_counts_
     assert first.loc[1, "aligned_missing"] == "low_number_mass"
     text = capsys.readouterr().out
     assert "Unscored answers by reason: 1 error garbage reply, 1 low_number_mass." in text
-    assert "Retry the unscored ones: judge_run('junk', config)" in text
+    assert "Retry the unscored ones: rerun the judging cell of notebook 04 (run_name='junk')" in text
     second = judge_run("junk", cfg(server.url))
     assert second.loc[0, "aligned"] == pytest.approx(85, abs=5) and server.requests == 3
 
