@@ -1,12 +1,18 @@
 """Judging under faults, against the real test server on 127.0.0.1 through the `openai` SDK: the dollar cap across
 processes, retries, kills and outages; bad input named; quoting that cannot be bypassed; long answers cut."""
 
+import asyncio
+import os
 import re
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +21,7 @@ from openai_fake_server import FakeOpenAIServer
 from test_judge_openai import FAKE_KEY, billed_dollars, table, worst_usage, write_generations
 
 from helpers.judge import JudgeBudgetError, JudgeConfig, estimate_cost, judge_run, judge_table, read_generations
+from helpers.judge.cache import JudgeCache
 from helpers.judge.rubrics import render
 from helpers.judged import load_judged
 from helpers.runs import run_dir
@@ -90,6 +97,50 @@ def test_a_kill_in_flight_leaves_the_calls_counted(server):
     assert server.requests == 10 and server.answered == 6
     spent = estimate_cost(read_generations("killed"), cfg(server.url), run_name="killed")["spent_before"]
     assert spent >= billed_dollars(server) - 1e-9  # every billed dollar is on the run's ledger
+
+
+def test_an_interrupted_cell_settles_its_calls_and_a_rerun_does_not_wait(server, tmp_path):
+    """Notebook 04's cell interrupted while calls are in flight: they settle before the interrupt returns, so a rerun
+    in the same kernel finds no hold of its own pid to wait for."""
+    server.latency = 0.8  # every call is in flight for 0.8 s
+    df = table([f"Answer number {i}." for i in range(12)])
+    config = cfg(server.url, concurrency=4, cache_path=str(tmp_path / "c.sqlite"))
+
+    def interrupt():  # the student presses stop once four calls are in flight
+        while server.requests < 4:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    async def cell():  # as in a notebook: an event loop is running; SIGINT raises KeyboardInterrupt in the cell
+        threading.Thread(target=interrupt, daemon=True).start()
+        judge_table(df, config)
+
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(cell())
+    finally:
+        loop.close()
+    with closing(sqlite3.connect(config.cache_path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM holds").fetchone()[0] == 0  # every call in flight settled
+        assert db.execute("SELECT COUNT(*) FROM judgments").fetchone()[0] == 4  # and was cached
+    start = time.time()
+    again = judge_table(df, config)
+    assert again["aligned"].notna().all() and time.time() - start < 10
+    assert server.requests == 12  # the interrupted calls were not paid again
+
+
+def test_a_hold_past_its_time_counts_as_spent_whatever_its_process_or_machine(tmp_path):
+    path = tmp_path / "c.sqlite"
+    cache = JudgeCache(path, hold_s=0.5)
+    assert cache.reserve("run", "k", 1.0, cap=10.0)[0] == "held"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE holds SET host = 'another-machine', pid = 1")  # a hold no pid check can clear
+    assert cache.reserve("run", "k", 1.0, cap=10.0)[0] == "wait" and cache.spent("run") == 1.0  # live: it counts
+    time.sleep(0.6)
+    assert cache.reserve("run", "k", 1.0, cap=10.0)[0] == "held"  # past its time: spent, the key is free
+    assert cache.spent("run") == 2.0  # the old hold's worst case stays spent: the cap is hard
+    cache.close()
 
 
 def closed_port_url() -> str:
