@@ -160,18 +160,22 @@ class Settings:
         return head + f", section <code>{self.section}</code></p>" + self.table().to_html(index=False)
 
     def record(self, run_name: str | None = None) -> dict:
-        """Write these final values into the manifest of `run_name` (default: the config's run_name), section
-        "profile" -> this section; a value edited since resolve() (in a panel) is marked as overridden."""
-        from helpers.runs import write_manifest
+        """Write these final values, with the profile they came from, into the manifest of `run_name` (default: the
+        config's run_name), section "profile" -> this section; a value edited since resolve() (in a panel) is marked
+        as overridden. Only training starts a run: the other sections need its folder to exist."""
+        from helpers.runs import existing_run, write_manifest
 
         run = run_name or getattr(self.config, "run_name", None)
         if not run:
             raise ValueError(f"Settings.record: name the run (section {self.section} has no run_name field)")
+        if self.section != "train":
+            existing_run(run)  # a mistyped run name is an error here, not a new runs/<typo>/ folder
         values = self.values
         overridden = sorted(k for k, v in values.items()
                             if self.origin[k] == "parameter" or v != self._resolved.get(k, v))
-        return write_manifest(run, {"name": self.profile, "requested": self.requested,
-                                    self.section: {"values": values, "overridden": overridden}}, section="profile")
+        record = {"profile": self.profile, "requested": self.requested, "values": values, "overridden": overridden}
+        trained_under = {"name": self.profile, "requested": self.requested} if self.section == "train" else {}
+        return write_manifest(run, {**trained_under, self.section: record}, section="profile")
 
     def __post_init__(self):
         self._resolved = self.values

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, Iterator
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _SECRET_KEYS = re.compile(r"(key|token|secret|password)", re.I)
 _KEY_SHAPED = re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}")  # an OpenAI-style key anywhere in a text
+_URL_CREDENTIALS = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)  # user:password@ in a URL
 SECRET_VARS = ("OPENAI_API_KEY", "HF_TOKEN")
 
 
@@ -56,6 +57,18 @@ def run_dir(run_name: str | os.PathLike, create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def existing_run(run_name: str | os.PathLike) -> Path:
+    """The folder of a run that exists; else a FileNotFoundError naming the run and listing the runs there are."""
+    path = run_dir(run_name, create=False)
+    if path.is_dir():
+        return path
+    root = runs_root()
+    runs = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    there = f"the runs in {root}: {', '.join(runs)}" if runs else f"{root} holds no runs yet"
+    raise FileNotFoundError(f"run {str(run_name)!r} does not exist ({path}): check run_name ({there}), or train it "
+                            "first (notebook 02)")
 
 
 def not_utf8(path: str | os.PathLike) -> ValueError:
@@ -130,16 +143,19 @@ def atomic_write_csv(df, path: str | os.PathLike) -> Path:
 
 
 def redact(text: str, secrets=None) -> str:
-    """`text` with every secret value (default: $OPENAI_API_KEY, $HF_TOKEN) and anything key-shaped as <redacted>."""
+    """`text` with every secret value (default: $OPENAI_API_KEY, $HF_TOKEN) and anything key-shaped as <redacted>,
+    and no credentials in a URL (`http://user:pass@host` -> `http://host`)."""
     values = secrets if secrets is not None else [os.environ.get(k) for k in SECRET_VARS]
     for value in values:
         if value and len(value) >= 8:
             text = text.replace(value, "<redacted>")
-    return _KEY_SHAPED.sub("sk-<redacted>", text)
+    return _KEY_SHAPED.sub("sk-<redacted>", _URL_CREDENTIALS.sub(r"\1", text))
 
 
 def scrub_secrets(obj: Any) -> Any:
-    """Drop values whose key looks like a secret (key, token, secret, password)."""
+    """Drop values whose key looks like a secret (key, token, secret, password); texts as `redact` leaves them."""
+    if isinstance(obj, str):
+        return redact(obj)
     if isinstance(obj, dict):
         return {k: ("<redacted>" if _SECRET_KEYS.search(str(k)) and isinstance(v, str) and v else scrub_secrets(v))
                 for k, v in obj.items()}

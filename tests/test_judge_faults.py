@@ -1,12 +1,18 @@
 """Judging under faults, against the real test server on 127.0.0.1 through the `openai` SDK: the dollar cap across
 processes, retries, kills and outages; bad input named; quoting that cannot be bypassed; long answers cut."""
 
+import asyncio
+import os
 import re
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +21,7 @@ from openai_fake_server import FakeOpenAIServer
 from test_judge_openai import FAKE_KEY, billed_dollars, table, worst_usage, write_generations
 
 from helpers.judge import JudgeBudgetError, JudgeConfig, estimate_cost, judge_run, judge_table, read_generations
+from helpers.judge.cache import JudgeCache
 from helpers.judge.rubrics import render
 from helpers.judged import load_judged
 from helpers.runs import run_dir
@@ -52,7 +59,8 @@ def test_two_processes_judging_one_run_bill_no_more_than_the_cap(server, tmp_pat
     assert billed_dollars(server) <= cap, (billed_dollars(server), cap)
     assert billed_dollars(server) > cap / 2  # the cap was used, by both together
     assert max(server.answered_prompts.values()) == 1  # no prompt paid twice
-    assert all("Retry the unscored ones: judge_run('shared', config)" in out for out, _ in outs)
+    assert all("Retry the unscored ones: rerun the judging cell of notebook 04 (run_name='shared')" in out
+               for out, _ in outs)
     calls = [int(re.search(r"(\d+) new", out)[1]) for out, _ in outs]
     assert sum(calls) == server.answered  # a prompt the other process judged counts as a cache hit, not a call
 
@@ -91,6 +99,50 @@ def test_a_kill_in_flight_leaves_the_calls_counted(server):
     assert spent >= billed_dollars(server) - 1e-9  # every billed dollar is on the run's ledger
 
 
+def test_an_interrupted_cell_settles_its_calls_and_a_rerun_does_not_wait(server, tmp_path):
+    """Notebook 04's cell interrupted while calls are in flight: they settle before the interrupt returns, so a rerun
+    in the same kernel finds no hold of its own pid to wait for."""
+    server.latency = 0.8  # every call is in flight for 0.8 s
+    df = table([f"Answer number {i}." for i in range(12)])
+    config = cfg(server.url, concurrency=4, cache_path=str(tmp_path / "c.sqlite"))
+
+    def interrupt():  # the student presses stop once four calls are in flight
+        while server.requests < 4:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    async def cell():  # as in a notebook: an event loop is running; SIGINT raises KeyboardInterrupt in the cell
+        threading.Thread(target=interrupt, daemon=True).start()
+        judge_table(df, config)
+
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(cell())
+    finally:
+        loop.close()
+    with closing(sqlite3.connect(config.cache_path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM holds").fetchone()[0] == 0  # every call in flight settled
+        assert db.execute("SELECT COUNT(*) FROM judgments").fetchone()[0] == 4  # and was cached
+    start = time.time()
+    again = judge_table(df, config)
+    assert again["aligned"].notna().all() and time.time() - start < 10
+    assert server.requests == 12  # the interrupted calls were not paid again
+
+
+def test_a_hold_past_its_time_counts_as_spent_whatever_its_process_or_machine(tmp_path):
+    path = tmp_path / "c.sqlite"
+    cache = JudgeCache(path, hold_s=0.5)
+    assert cache.reserve("run", "k", 1.0, cap=10.0)[0] == "held"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE holds SET host = 'another-machine', pid = 1")  # a hold no pid check can clear
+    assert cache.reserve("run", "k", 1.0, cap=10.0)[0] == "wait" and cache.spent("run") == 1.0  # live: it counts
+    time.sleep(0.6)
+    assert cache.reserve("run", "k", 1.0, cap=10.0)[0] == "held"  # past its time: spent, the key is free
+    assert cache.spent("run") == 2.0  # the old hold's worst case stays spent: the cap is hard
+    cache.close()
+
+
 def closed_port_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -108,9 +160,18 @@ def test_calls_that_reach_no_server_cost_nothing_and_a_live_run_proceeds(server,
         assert down["aligned"].isna().all() and time.time() - start < 10
         assert down.attrs["judge"]["dollars"] == 0
     text = capsys.readouterr().out
-    assert "Unscored answers by reason: 10 error" in text and "judge_run('outage', config)" in text
+    assert "Unscored answers by reason: 10 error" in text and "notebook 04 (run_name='outage')" in text
     live = judge_run("outage", cfg(server.url, max_dollars=cap))
     assert live["aligned"].notna().all() and billed_dollars(server) <= cap
+
+
+def test_a_checkpoint_run_is_named_as_given_in_the_closing_lines(server, capsys, runs_tmp):
+    run = str(runs_tmp / "r" / "checkpoint-2")  # a path run name: its folder's name alone is another run
+    write_generations(run, 2)
+    judge_run(run, cfg(closed_port_url()))
+    text = capsys.readouterr().out
+    assert f"Retry the unscored ones: rerun the judging cell of notebook 04 (run_name={run!r})" in text
+    assert f"Wrote judged.csv (2 rows) in run {run!r}." in text and (Path(run) / "judged.csv").is_file()
 
 
 def test_a_transient_garbage_reply_is_retried_later_and_the_closing_line_counts_it(server, capsys):
@@ -125,7 +186,7 @@ def test_a_transient_garbage_reply_is_retried_later_and_the_closing_line_counts_
     assert first.loc[1, "aligned_missing"] == "low_number_mass"
     text = capsys.readouterr().out
     assert "Unscored answers by reason: 1 error garbage reply, 1 low_number_mass." in text
-    assert "Retry the unscored ones: judge_run('junk', config)" in text
+    assert "Retry the unscored ones: rerun the judging cell of notebook 04 (run_name='junk')" in text
     second = judge_run("junk", cfg(server.url))
     assert second.loc[0, "aligned"] == pytest.approx(85, abs=5) and server.requests == 3
 

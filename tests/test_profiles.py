@@ -143,7 +143,8 @@ def test_manifest_records_each_section_in_the_run_that_was_trained():
     resolve("auto", "sample", temperature=None, samples_per_question=2).record("r2-renamed")
     assert "profile" not in read_manifest("r2")
     profile = read_manifest("r2-renamed")["profile"]
-    assert profile["name"] == "cpu-demo" and profile["requested"] == "auto"
+    assert profile["name"] == "cpu-demo" and profile["requested"] == "cpu-demo"  # the training's, not notebook 03's
+    assert (profile["sample"]["profile"], profile["sample"]["requested"]) == ("cpu-demo", "auto")
     assert profile["train"]["values"]["epochs"] == 1 and profile["train"]["values"]["lora_rank"] == 8
     assert profile["train"]["values"]["run_name"] == "r2-renamed"
     assert profile["train"]["overridden"] == ["epochs", "lora_rank", "run_name"]
@@ -206,3 +207,29 @@ def test_choosing_another_judge_drops_the_profiles_judge_model():
     assert (paper["backend"], paper["judge_model"]) == ("distilled", "kit-distilled")  # not labelled as GPT-4o
     assert resolve("paper", "judge", backend=None, judge_model=None)["judge_model"] == "gpt-4o-2024-08-06"
     assert resolve("paper", "judge", backend="openai", judge_model=None)["judge_model"] == "gpt-4o-2024-08-06"
+
+
+def test_each_section_records_the_profile_it_ran_under():
+    resolve("cpu-demo", "train", run_name="r3").record()
+    resolve("gpu", "sample").record("r3")  # notebook 03 under another profile
+    resolve("paper", "judge", backend="distilled").record("r3")
+    profile = read_manifest("r3")["profile"]
+    assert profile["name"] == "cpu-demo"  # the profile the run was trained under, not the last notebook's
+    assert [profile[s]["profile"] for s in ("train", "sample", "judge")] == ["cpu-demo", "gpu", "paper"]
+
+
+def test_a_mistyped_run_name_is_an_error_and_makes_no_folder(runs_tmp):
+    resolve("cpu-demo", "train", run_name="my-first-run").record()
+    for section in ("sample", "judge", "analysis"):
+        with pytest.raises(FileNotFoundError, match=r"run 'my-frist-run' does not exist .*my-first-run"):
+            resolve("cpu-demo", section).record("my-frist-run")
+    assert sorted(p.name for p in runs_tmp.iterdir()) == ["my-first-run"]
+
+
+def test_credentials_in_a_judge_url_never_reach_the_manifest(runs_tmp):
+    resolve("cpu-demo", "train", run_name="r4").record()
+    url = "http://student:sk-proj-abcdefghijklmnop@judge.example:8000/v1"
+    resolve("cpu-demo", "judge", backend="distilled", base_url=url).record("r4")
+    text = (runs_tmp / "r4" / "manifest.json").read_text()
+    assert "student" not in text and "sk-proj" not in text and "abcdefghijklmnop" not in text
+    assert read_manifest("r4")["profile"]["judge"]["values"]["base_url"] == "http://judge.example:8000/v1"

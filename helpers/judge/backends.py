@@ -102,6 +102,9 @@ class OpenAIBackend(PromptBackend):
                     if stop.is_set() or down["why"]:
                         return land(key, Score(None, down["why"] or INTERRUPTED, "", mode))
                     outcome, hold = await cap.reserve(key, prompt)
+                    if outcome == "held" and stop.is_set():  # interrupted while it waited for room: send nothing
+                        await cap.release(hold)
+                        return land(key, Score(None, INTERRUPTED, "", mode))
                     if outcome == "hit":  # another process judged it meanwhile
                         return land(key, Score(**hold), stored=True, hit=True)
                     if outcome != "held":

@@ -3,15 +3,18 @@ beside them, a ledger of what each run has spent and holds in flight, shared by 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import socket
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 _HOST = socket.gethostname()
+HOLD_S = 600.0  # a hold older than this can no longer settle: it counts as spent (JudgeCache(hold_s=...))
 
 
 def cache_key(judge_model: str, base_url: str, rubric: str, question: str, answer: str, mode: str,
@@ -32,8 +35,8 @@ class JudgeCache:
     """key -> judgment dict, and the spend ledger; each write is one transaction. Safe to share between threads, and
     between processes: the ledger's holds and spend are read and written under SQLite's write lock (BEGIN IMMEDIATE)."""
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike, hold_s: float = HOLD_S):
+        self.path, self.hold_s = Path(path), hold_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
@@ -44,7 +47,10 @@ class JudgeCache:
             self._db.execute("CREATE TABLE IF NOT EXISTS spend (ledger TEXT PRIMARY KEY, dollars REAL NOT NULL, "
                              "calls INTEGER NOT NULL)")
             self._db.execute("CREATE TABLE IF NOT EXISTS holds (id INTEGER PRIMARY KEY, ledger TEXT NOT NULL, "
-                             "key TEXT, dollars REAL NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL)")
+                             "key TEXT, dollars REAL NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL, until REAL)")
+            if "until" not in {row[1] for row in self._db.execute("PRAGMA table_info(holds)")}:  # an older cache
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                    self._db.execute("ALTER TABLE holds ADD COLUMN until REAL")
         except sqlite3.DatabaseError as e:
             raise ValueError(f"{self.path}: not a usable judge cache ({e}); delete the file to start a fresh cache") from e
 
@@ -92,8 +98,8 @@ class JudgeCache:
             spent, held, holder = _totals(db, ledger)
             if spent + held + dollars > cap + 1e-12:
                 return ("wait", holder) if holder is not None else ("cap", None)
-            cur = db.execute("INSERT INTO holds (ledger, key, dollars, pid, host) VALUES (?, ?, ?, ?, ?)",
-                             (ledger, key, dollars, os.getpid(), _HOST))
+            cur = db.execute("INSERT INTO holds (ledger, key, dollars, pid, host, until) VALUES (?, ?, ?, ?, ?, ?)",
+                             (ledger, key, dollars, os.getpid(), _HOST, time.time() + self.hold_s))
             return "held", cur.lastrowid
         return self._write(work)
 
@@ -149,12 +155,12 @@ def _totals(db, ledger: str) -> tuple[float, float, int | None]:
 
 
 def _reap(db) -> None:
-    """Holds of processes on this machine that died in flight (a kill) become spend at their worst case."""
+    """Holds that can no longer settle become spend at their worst case: those of processes on this machine that died
+    in flight (a kill), and any hold past its time, whatever its process or machine (an interrupted call's)."""
     pids = db.execute("SELECT DISTINCT pid FROM holds WHERE host = ? AND pid != ?", (_HOST, os.getpid())).fetchall()
-    for (pid,) in pids:
-        if _alive(pid):
-            continue
-        for hold, ledger, dollars in db.execute("SELECT id, ledger, dollars FROM holds WHERE host = ? AND pid = ?",
-                                                (_HOST, pid)).fetchall():
-            db.execute("DELETE FROM holds WHERE id = ?", (hold,))
-            _add_spend(db, ledger, dollars)
+    dead = [pid for (pid,) in pids if not _alive(pid)]
+    stale = db.execute(f"SELECT id, ledger, dollars FROM holds WHERE until IS NULL OR until < ? OR "
+                       f"(host = ? AND pid IN ({','.join('?' * len(dead))}))", (time.time(), _HOST, *dead)).fetchall()
+    for hold, ledger, dollars in stale:
+        db.execute("DELETE FROM holds WHERE id = ?", (hold,))
+        _add_spend(db, ledger, dollars)

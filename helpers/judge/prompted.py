@@ -83,7 +83,7 @@ def run_blocking(make_coro):
         stop.set()  # an interrupted cell: calls in flight finish and are cached, no new ones start
         raise
     finally:
-        pool.shutdown(wait=False)
+        pool.shutdown(wait=True)  # so every hold is settled before the cache closes (a rerun finds none)
 
 
 class PromptBackend:
@@ -152,10 +152,10 @@ class PromptBackend:
         their dollars, the ledger's total)."""
         from tqdm.auto import tqdm
 
-        cache = JudgeCache(cache_path(config))
+        wait_s = config.timeout * (config.max_retries + 1) + 60
+        cache = JudgeCache(cache_path(config), hold_s=wait_s)  # a hold older than the wait counts as spent
         name = ledger or f"table-{uuid.uuid4().hex}"  # judge_table: a cap for this call only
-        cap = DollarCap(cache, name, config.max_dollars, self.price(config)[:2], max_tokens_out(mode),
-                        wait_s=config.timeout * (config.max_retries + 1) + 60)
+        cap = DollarCap(cache, name, config.max_dollars, self.price(config)[:2], max_tokens_out(mode), wait_s=wait_s)
         results: dict[str, Score] = {}
         hits: set[str] = set()
         try:

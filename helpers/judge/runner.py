@@ -182,9 +182,11 @@ def judge_run(run_name: str, config: JudgeConfig | None = None, limit: int | Non
     asked = (read_manifest(run_name).get("generate") or {}).get("question_files") or {}
     make_backend(config).check_questions(asked, f"run {Path(str(run_name)).name!r}'s questions", config)
     config, ledger = _for_run(config, run_name)
-    judged = _judge(generations, config, ledger=ledger, retry=f"judge_run({ledger!r}, config)")
+    run = str(run_name)  # as given: a checkpoint run is a path, its ledger only the folder's name
+    retry = f"rerun the judging cell of notebook 04 (run_name={run!r})"  # the kit has no judging command
+    judged = _judge(generations, config, ledger=ledger, retry=retry)
     atomic_write_csv(judged, run_dir(run_name, create=False) / "judged.csv")
-    print(f"Wrote judged.csv ({len(judged)} rows) in run {ledger!r}.")
+    print(f"Wrote judged.csv ({len(judged)} rows) in run {run!r}.")
     info = {k: v for k, v in judged.attrs["judge"].items() if k != "warning"}
     write_manifest(run_name, {**info, "metrics": list(config.metrics), "rows": len(judged)}, section="judge",
                    replace=True)  # a judge section from an earlier judge would mix two judges' fields
