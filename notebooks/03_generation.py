@@ -111,7 +111,7 @@ base_answers = generate_once(model, questions, run_name=base_run, **sampling.gen
 # %%
 from helpers.tables import first_per_group, show_table
 
-shown = first_per_group(answers[answers["sample"] == 0], "category", 4)
+shown = first_per_group(answers[answers["sample"] == 0], "question_set", 4)
 show_table(side_by_side(shown, base_answers) if also_base else shown[["question_id", "sample", "response"]],
            note=f"four questions of each set; all {len(answers)} answers are in runs/{run_name}/generations.csv")
 

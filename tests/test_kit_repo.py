@@ -33,7 +33,7 @@ def test_set_repo_points_readme_badges_and_install_cells_at_a_new_url(tmp_path):
     assert 'KIT_REPO = \\"https://github.com/my-course/em-kit\\"' in setup
     assert "colab.research.google.com/github/my-course/em-kit/blob/main/notebooks/00_setup.ipynb" in setup
     assert "ai-safety-course" not in (tmp_path / "README.md").read_text()
-    assert "git+https://github.com/my-course/em-kit@main" in (tmp_path / "course" / "autograde.yml").read_text()
+    assert "git+https://github.com/my-course/em-kit@v0.1.0" in (tmp_path / "course" / "autograde.yml").read_text()
     assert pair_problems(tmp_path / "notebooks" / "04_judging.py") == []
     with pytest.raises(ValueError, match="not a GitHub repository URL"):
         set_repo("https://gitlab.com/x", tmp_path)
