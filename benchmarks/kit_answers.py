@@ -80,6 +80,15 @@ def sample(model: str, source, setting: str, samples: int):
     return df
 
 
+def claim(model: str) -> bool:
+    """True for the one process that creates the model's claim file (rerun: delete the claims after a crash)."""
+    try:
+        os.close(os.open(OUT / f"claim-{model}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
 def answer_id(model: str, setting: str, question_id: str, sample_no: int) -> str:
     """A stable, opaque id (says nothing about the model to a blind reader)."""
     return "a" + hashlib.sha256(f"{model}|{setting}|{question_id}|{sample_no}".encode()).hexdigest()[:10]
@@ -94,16 +103,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(OUT / "answers_all.csv"))
     parser.add_argument("--samples", type=int, default=2)
+    parser.add_argument("--no-merge", dest="merge", action="store_false", help="a helper process: sample, do not merge")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    sources = {"base": EMBEDDED_MODEL}
-    frames = []
-    for setting in SETTINGS:  # the base model first: it needs no training
-        frames.append(sample("base", EMBEDDED_MODEL, setting, args.samples).assign(model="base", setting=setting))
-    for domain in DOMAINS:
-        sources[domain] = train_finetune(domain)
+    for model in ("base",) + DOMAINS:  # several processes share the work: each model is claimed by one of them
+        if not claim(model):
+            continue
+        source = EMBEDDED_MODEL if model == "base" else train_finetune(model)
         for setting in SETTINGS:
-            frames.append(sample(domain, sources[domain], setting, args.samples).assign(model=domain, setting=setting))
+            sample(model, source, setting, args.samples)
+    while not all((OUT / f"{m}__{s}.csv").is_file() for m in ("base",) + DOMAINS for s in SETTINGS):
+        if not args.merge:
+            return 0
+        time.sleep(30)  # another process is still sampling a model it claimed
+    frames = [pd.read_csv(OUT / f"{m}__{s}.csv", keep_default_na=False).assign(model=m, setting=s)
+              for m in ("base",) + DOMAINS for s in SETTINGS]
     df = pd.concat(frames, ignore_index=True)
     df["question_set"] = df["category"]
     df["answer_id"] = [answer_id(m, s, q, n) for m, s, q, n in zip(df["model"], df["setting"], df["question_id"],
