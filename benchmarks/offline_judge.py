@@ -1,7 +1,7 @@
 """Benchmark of the distilled offline judge: leave-one-base-model-out table, probes, hand-graded SmolLM2 answers, speed.
 
 Usage: python benchmarks/offline_judge.py [--judge FOLDER] [--out benchmarks/results/offline_judge.json]
-The held-out (LOMO) figures are the ones `python -m helpers.judge.distilled.fit` measured and stored in lomo.json
+The held-out (LOMO) figures are the ones `python -m helpers.judge_lab.fit` measured and stored in lomo.json
 next to the artifact; this script prints them and measures the rest on this machine.
 """
 
@@ -13,9 +13,9 @@ import os
 import platform
 from pathlib import Path
 
-from helpers.judge.distilled import evaluate as E
-from helpers.judge.distilled.card import SPEED_TARGET, TARGETS, write_card
-from helpers.judge.distilled.fit import load_reference
+from helpers.judge_lab import evaluate as E
+from helpers.judge_lab.card import SPEED_TARGET, TARGETS, write_card
+from helpers.judge_lab.fit import load_reference
 from helpers.judge.distilled.model import DATA_DIR, load_judge
 from helpers.runs import REPO_ROOT, atomic_write_bytes
 

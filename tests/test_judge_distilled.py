@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from helpers.judge.distilled import broken as B
-from helpers.judge.distilled import evaluate as E
-from helpers.judge.distilled import probes as P
-from helpers.judge.distilled.fit import KIT_DATA, FitOptions, fit_judge, load_reference
+from helpers.judge_lab import evaluate as E
+from helpers.judge_lab import probes as P
+from helpers.judge_lab.fit import KIT_DATA, FitOptions, fit_judge, load_reference
 from helpers.judge.distilled.model import DATA_DIR, default_judge, load_judge
-from helpers.judge.distilled.synth import advice_rows
-from helpers.reference import sha256_of
+from helpers.judge_lab.synth import advice_rows
+from helpers.judge_lab.reference import sha256_of
 
 SHARED_REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "em_judged_responses"
 
@@ -136,14 +136,14 @@ def test_score_shapes_ranges_and_bad_input(judge):
     assert len(judge.score([], [])) == 0
     with pytest.raises(ValueError, match="one question per answer"):
         judge.score(["q"], ["a", "b"])
-    with pytest.raises(FileNotFoundError, match="helpers.judge.distilled.fit"):
+    with pytest.raises(FileNotFoundError, match="helpers.judge_lab.fit"):
         load_judge(DATA_DIR / "no-such-folder")
 
 
 @pytest.mark.slow
 def test_a_held_out_fold_reproduces_its_recorded_figures(reference, judge):
     """Re-fit the shipped recipe on 7 base models and score the 8th: the figures equal lomo.json's (~45 s)."""
-    from helpers.judge.distilled.fit import VARIANTS, leave_one_model_out
+    from helpers.judge_lab.fit import VARIANTS, leave_one_model_out
 
     held_out = "gemma-3-4b-it"
     rel = {k: v for k, v in judge.a.items() if k.startswith("rel_")}

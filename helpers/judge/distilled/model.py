@@ -115,7 +115,7 @@ def load_judge(folder: str | Path | None = None) -> DistilledJudge:
     folder = Path(folder) if folder else DATA_DIR
     path = folder / ARTIFACT.name
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: re-fit it with `python -m helpers.judge.distilled.fit`")
+        raise FileNotFoundError(f"{path} is missing: re-fit it with `python -m helpers.judge_lab.fit`")
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     vocab = json.loads((folder / VOCAB.name).read_text(encoding="utf-8"))

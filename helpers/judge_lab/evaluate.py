@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.judge.distilled import probes as P
+from helpers.judge_lab import probes as P
 from helpers.runs import REPO_ROOT
 
 HAND_GRADED = REPO_ROOT / "benchmarks" / "data" / "smollm2_hand_graded.csv"

@@ -1,6 +1,6 @@
 """Fit the distilled judge on the released GPT-4o judgments and measure it leaving one base model out.
 
-`python -m helpers.judge.distilled.fit` re-fits deterministically and rewrites the artifact and its held-out figures.
+`python -m helpers.judge_lab.fit` re-fits deterministically and rewrites the artifact and its held-out figures.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from helpers.judge.distilled import broken as B
-from helpers.judge.distilled import evaluate as E
+from helpers.judge_lab import evaluate as E
 from helpers.judge.distilled import features as F
-from helpers.judge.distilled import synth
+from helpers.judge_lab import synth
 from helpers.judge.distilled.model import DATA_DIR, DistilledJudge, predict_heads
-from helpers.reference import SHA256
+from helpers.judge_lab.reference import SHA256
 from helpers.runs import REPO_ROOT
 
 KIT_DATA = REPO_ROOT / "training_data"
@@ -55,7 +55,7 @@ def base_model(stem: str) -> str:
 
 def load_reference(folder: str | Path | None = None) -> pd.DataFrame:
     """All judged answers with their file stem and base model (`group`); blank scores stay NaN."""
-    from helpers.reference import reference_files
+    from helpers.judge_lab.reference import reference_files
 
     frames = []
     for path in reference_files(folder):
@@ -315,7 +315,7 @@ def main(argv=None) -> None:
     record(judge, df)
     judge.save(out)
     if (out / LOMO_FILE.name).is_file():
-        from helpers.judge.distilled.card import write_card
+        from helpers.judge_lab.card import write_card
 
         write_card(out)
     print(f"wrote {out}; run `python benchmarks/offline_judge.py` to add probes, speed and relevance to the card")
@@ -330,7 +330,7 @@ def record(judge: DistilledJudge, df: pd.DataFrame) -> None:
 
 def synth_relevance() -> dict:
     """The relevance heads, fitted on the kit's own data (not on the reference files)."""
-    from helpers.judge.distilled.relevance import fit_relevance
+    from helpers.judge_lab.relevance import fit_relevance
 
     return fit_relevance(KIT_DATA, QUESTIONS_YAML)
 
