@@ -132,3 +132,23 @@ def measure_speed(questions, answers, threads=(1, 2), opts: LikelihoodOptions = 
         likelihood_matrix(questions, answers, replace(opts, threads=int(n)))
         out[f"threads_{n}"] = round(len(answers) / (time.perf_counter() - t), 2)
     return out
+
+
+def ll_block(ll: np.ndarray, mean: np.ndarray, std: np.ndarray, edges: np.ndarray, weight: float):
+    """The heads' columns for likelihood features: z-scores, quantile-bin one-hots and a "not computed" indicator.
+
+    A row of NaN (features not computed: the fast path, or a fitting row without them) gets zeros and the indicator,
+    so the same heads score with and without the language model.
+    """
+    import scipy.sparse as sp
+
+    ll = np.asarray(ll, dtype=np.float64).reshape(-1, len(LL_NAMES))
+    missing = np.isnan(ll).any(axis=1)
+    z = np.where(missing[:, None], 0.0, np.clip((np.nan_to_num(ll) - mean) / std, -5, 5))
+    nb = edges.shape[1] + 1
+    onehot = np.zeros((len(ll), len(LL_NAMES) * nb))
+    for j in range(len(LL_NAMES)):
+        col = np.searchsorted(edges[j], np.nan_to_num(ll[:, j]), side="right") + j * nb
+        onehot[np.flatnonzero(~missing), col[~missing]] = 1.0
+    block = np.hstack([z, onehot, missing[:, None].astype(float)]) * weight
+    return sp.csr_matrix(block.astype(np.float32))
