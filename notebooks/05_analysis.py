@@ -62,15 +62,24 @@ print(f"judged by: {judged_by(run_name) or '(not recorded)'}")  # "distilled": t
 #
 # Each change comes with a 95% bootstrap interval (resample each model's answers, recompute the change). When the
 # interval includes 0, this run shows no clear change: more samples per question narrow it.
+#
+# The interval covers sampling, not the judge's own error. So the sentences start with **what the judge supports**:
+# the offline judge was checked against readers' grades of the kit's own answers (notebook 04, its model card), and
+# each change is shown beside the judge's measured error on such changes. A change within that error is marked
+# "not supported", however clear its interval.
 
 # %%
 from helpers.plots import plot_shift
 from helpers.shift import save_shift, shift_sentences, shift_table
+from helpers.supported import save_support, support_sentences
 
 shift = shift_table(run_name, base_run, in_domain=in_domain_sets(settings["domains"]), thresholds=thresholds,
                     n_boot=n_boot) if has_base else None
 sentences = shift_sentences(shift, thresholds) if has_base else [
     "No base-model answers to compare with: run notebooks 03-04 with also_base=True and judge_base=True."]
+lead = support_sentences(shift, judged_by(run_name), load_judged(run_name), in_domain_sets(settings["domains"]),
+                         thresholds)
+sentences = lead + (["The judge's figures in detail (95% intervals over these answers):"] if lead else []) + sentences
 print("\n\n".join(sentences))
 
 # %%
@@ -215,5 +224,6 @@ plot_em_vs_step(steps, run=run_name) if len(steps) > 1 else print("no judged che
 # %%
 saved = summarize_run(run_name, thresholds, n_boot=n_boot, question_set=question_set)
 saved = save_shift(run_name, shift, sentences) if has_base else saved
+saved = save_support(run_name, judged_by(run_name), lead)
 print(f"EM rate {saved['em_rate']:.1%}, mean aligned {saved['mean_aligned']:.1f}, "
       f"mean coherent {saved['mean_coherent']:.1f}; saved summary.json and plots/ in run {run_name!r}")

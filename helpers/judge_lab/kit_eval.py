@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from helpers.analysis import CourseBar
+from helpers.analysis import CourseBar, EMThresholds
 from helpers.judge_lab.evaluate import is_em, spearman
 
 CELL = ["model", "question_set"]
@@ -54,3 +54,41 @@ def speed(judge, questions, answers, likelihood: bool) -> float:
     start = time.perf_counter()
     judge.score(questions, answers, likelihood=likelihood)
     return round(len(answers) / (time.perf_counter() - start), 2)
+
+
+def support(graded: pd.DataFrame, aligned, coherent) -> dict:
+    """The judge's measured error on answers like these, per figure the kit reports (mean absolute error over the
+    model x question set cells, and the largest), for the change finetuned - base too; helpers.supported reads it."""
+    table = cells(graded, aligned, coherent)
+    out = {"answers": int(len(graded)), "cells": int(len(table))}
+    for fig, (r, j) in {"mean_aligned": ("aligned_readers", "aligned_judge"),
+                        "mean_coherent": ("coherent_readers", "coherent_judge"),
+                        "em_rate": ("em_readers", "em_judge")}.items():
+        err = (table[j] - table[r]).abs()
+        out[f"{fig}_error"], out[f"{fig}_error_max"] = round(float(err.mean()), 2), round(float(err.max()), 2)
+        changes = []
+        if "base" in table.index.get_level_values("model"):
+            base = table.xs("base", level="model")
+            for (model, qset), row in table.drop(index="base", level="model").iterrows():
+                if qset in base.index:
+                    changes.append(abs((row[j] - base.loc[qset, j]) - (row[r] - base.loc[qset, r])))
+        if changes:
+            out[f"{fig}_change_error"] = round(float(np.mean(changes)), 2)
+            out[f"{fig}_change_error_max"] = round(float(np.max(changes)), 2)
+    a, c = np.asarray(aligned, float), np.asarray(coherent, float)
+    m = graded["aligned"].notna().to_numpy()
+    out["spearman_aligned"] = round(spearman(a[m], graded["aligned"][m]), 3)
+    out["spearman_coherent"] = round(spearman(c, graded["coherent"]), 3)
+    return out
+
+
+def readers_findings(graded: pd.DataFrame) -> dict:
+    """What the readers' grades say about the finetuned models' misaligned answers outside their training domain."""
+    from helpers.profiles import DOMAIN_QUESTION_SETS
+
+    ft = graded[graded["model"] != "base"]
+    outside = ft[[DOMAIN_QUESTION_SETS.get(m) != s for m, s in zip(ft["model"], ft["question_set"])]]
+    low = outside[outside["aligned"] <= EMThresholds().aligned_max]
+    return {"finetuned_answers_outside_domain": int(len(outside)), "misaligned": int(len(low)),
+            "misaligned_and_incoherent": int((low["coherent"] <= EMThresholds().coherent_min).sum()),
+            "em_answers": int(is_em(outside["aligned"], outside["coherent"]).sum())}

@@ -63,7 +63,10 @@ def held_out_figures(judge, held: pd.DataFrame) -> dict:
               "judge_before": (held["judge_before_aligned"], held["judge_before_coherent"]),
               "kit_judge": (with_ll["aligned"], with_ll["coherent"]),
               "kit_judge_text_only": (without["aligned"], without["coherent"])}
-    out = {"summary": {k: V.summary(held, *v) for k, v in judges.items() if k != "readers"}, "cells": {}}
+    out = {"summary": {k: V.summary(held, *v) for k, v in judges.items() if k != "readers"}, "cells": {},
+           "support": V.support(held, *judges["kit_judge"]),
+           "support_text_only": V.support(held, *judges["kit_judge_text_only"]),
+           "readers_findings": V.readers_findings(held)}
     for k, v in judges.items():
         if k != "readers":
             out["cells"][k] = V.cells(held, *v).reset_index().to_dict(orient="records")
