@@ -94,16 +94,16 @@ def relevance_check(judge, df: pd.DataFrame) -> dict:
                               round(float((rel["financial"][m] > 50).mean() * 100), 2)]}
 
 
-def speed(load, questions, answers, warm_repeats: int = 3) -> dict:
+def speed(load, questions, answers, warm_repeats: int = 3, likelihood: bool = False) -> dict:
     """Answers per second: cold (load the artifact + first batch) and warm (the same batch again)."""
     t = time.perf_counter()
     judge = load()
-    judge.score(questions, answers)
+    judge.score(questions, answers, likelihood=likelihood)
     cold = time.perf_counter() - t
     times = []
     for _ in range(warm_repeats):
         t = time.perf_counter()
-        judge.score(questions, answers)
+        judge.score(questions, answers, likelihood=likelihood)
         times.append(time.perf_counter() - t)
     return {"answers": len(answers), "cold_answers_per_s": round(len(answers) / cold, 1),
             "warm_answers_per_s": round(len(answers) / min(times), 1), "cold_s": round(cold, 3)}

@@ -54,6 +54,12 @@ def build_graded(answers_csv: str, labels_csv: str) -> pd.DataFrame:
     return graded
 
 
+def fit_part_of(graded: pd.DataFrame) -> pd.DataFrame:
+    """The graded answers a fit may see: the fit part of the split, with a grade."""
+    fit_part = split(graded)[0]
+    return fit_part[fit_part["aligned"].notna() | fit_part["coherent"].notna()].reset_index(drop=True)
+
+
 def held_out_figures(judge, held: pd.DataFrame) -> dict:
     """The held-out part: new judge with / without likelihood features and the previous judge, against the readers."""
     q, r = list(held["question"]), list(held["response"])
@@ -81,8 +87,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=str(DATA_DIR))
     args = ap.parse_args(argv)
     graded = build_graded(args.answers, args.labels) if args.labels else K.load_graded()
-    fit_part, held = split(graded)
-    fit_part = fit_part[fit_part["aligned"].notna() | fit_part["coherent"].notna()]
+    fit_part, held = fit_part_of(graded), split(graded)[1]
     print(f"graded answers: {len(graded)}; fit part {len(fit_part)}, held-out part {len(held)}", flush=True)
     opts = VARIANTS["kit"]
     df, relevance, out = load_reference(), synth_relevance(), Path(args.out)
