@@ -71,7 +71,7 @@ def token_logprobs(questions, answers, max_tokens: int, opts: LikelihoodOptions 
         with torch.inference_mode():
             for q, rows in by_question.items():
                 prompt = torch.tensor([_prompt_ids(tok, q)])
-                first = model(input_ids=prompt, use_cache=True)
+                first = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
                 first_lp = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
                 rows = sorted(rows, key=lambda i: -len(answer_ids[i]))
                 for b in range(0, len(rows), opts.batch_size):
