@@ -46,6 +46,8 @@ class FitOptions:
     likelihood: bool = False    # likelihood columns (the embedded model's token log-probs; rows without them: NaN)
     ll_weight: float = 1.0      # scale of the likelihood columns in the design matrix
     graded_weight: float = 1.0  # the kit's graded answers together weigh this times the reference rows together
+    stack_coherent: bool = False  # a stacked coherence head on the graded answers' out-of-fold scores (stack.py)
+    stack_alpha: float = 10.0
 
 
 VARIANTS = {"baseline_tfidf": FitOptions(dense=False, synthetic=False, calibrate=False),
@@ -54,7 +56,7 @@ VARIANTS = {"baseline_tfidf": FitOptions(dense=False, synthetic=False, calibrate
             "final": FitOptions(),
             # the kit's judge (issue 23): the final recipe plus likelihood columns and the kit's graded answers
             # (fit part) weighing as much as the reference rows; the quantile map fitted on the graded answers
-            "kit": FitOptions(likelihood=True, calibrate_on="graded")}
+            "kit": FitOptions(likelihood=True, calibrate_on="graded", stack_coherent=True)}
 
 
 def base_model(stem: str) -> str:
@@ -201,6 +203,28 @@ def graded_out_of_fold(x, rows: pd.DataFrame, opts: FitOptions, weight) -> tuple
     return idx, oof
 
 
+def fit_stack(rows: pd.DataFrame, oof: dict, ll: np.ndarray, dense: np.ndarray, opts: FitOptions) -> dict:
+    """The stacked coherence head on the graded rows (chosen by question-grouped CV on the fit part, issue 23):
+    ridge on standardized stack features, and a quantile map from its own out-of-fold predictions."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GroupKFold
+
+    from helpers.judge.distilled.stack import stack_features
+
+    x, y = stack_features(oof, ll, dense), rows["coherent"].to_numpy(float)
+    m = ~np.isnan(y) & ~np.isnan(x).any(axis=1)
+    x, y, groups = x[m], y[m], rows["question"].to_numpy()[m]
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    z = (x - mean) / std
+    pred = np.zeros(len(y))
+    for tr, te in GroupKFold(n_splits=5).split(z, groups=groups):
+        pred[te] = Ridge(alpha=opts.stack_alpha).fit(z[tr], y[tr]).predict(z[te])
+    reg = Ridge(alpha=opts.stack_alpha).fit(z, y)
+    cal_x, cal_y = quantile_map(pred, y)
+    return {"stack_mean": mean, "stack_std": std, "stack_coef": reg.coef_.astype(np.float64),
+            "stack_intercept": np.float64(reg.intercept_), "cal_stack_x": cal_x, "cal_stack_y": cal_y}
+
+
 def calibration_from(idx: np.ndarray, oof: dict, rows: pd.DataFrame) -> dict[str, np.ndarray]:
     """Quantile maps and the EM-head threshold from out-of-fold predictions of the real training rows."""
     sub = rows.iloc[idx]
@@ -250,8 +274,13 @@ def fit_on(corpus: Corpus, groups, relevance: dict, opts: FitOptions) -> Distill
     weight = None if corpus.weight is None else corpus.weight[sel]
     arrays = {"idf": idf, "dense_mean": mean, "dense_std": std, "edges": edges, **fit_heads(x, sub, opts, weight),
               **lm.arrays(), **relevance, **detector, **ll_arrays}
+    oof = None
     if opts.calibrate and opts.calibrate_on == "graded":
-        arrays.update(calibration_from(*graded_out_of_fold(x, sub, opts, weight), sub))
+        oof = graded_out_of_fold(x, sub, opts, weight)
+        arrays.update(calibration_from(*oof, sub))
+        if opts.stack_coherent:
+            arrays.update(fit_stack(sub.iloc[oof[0]].reset_index(drop=True), oof[1], corpus.ll[sel][oof[0]],
+                                    dense[oof[0]], opts))
     elif opts.calibrate:
         arrays.update(calibration_from(*out_of_fold(x, sub, opts, fit_heads, predict_heads), sub))
     else:
@@ -265,7 +294,9 @@ def fit_on(corpus: Corpus, groups, relevance: dict, opts: FitOptions) -> Distill
         meta.update({"ll_weight": opts.ll_weight, "likelihood": list(LL_NAMES),
                      "likelihood_options": asdict(LikelihoodOptions()),
                      "graded_rows": int((sub["group"] == GRADED).sum())})
-    return DistilledJudge(arrays, lm.words, meta)
+    judge = DistilledJudge(arrays, lm.words, meta)
+    judge.graded_oof = None if oof is None else (sub.iloc[oof[0]].reset_index(drop=True), oof[1])  # for a stacked head
+    return judge
 
 
 def fit_judge(train: pd.DataFrame, relevance: dict, opts: FitOptions = FitOptions(),

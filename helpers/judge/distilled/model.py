@@ -13,6 +13,7 @@ from helpers.judge.distilled import broken as B
 from helpers.judge.distilled import features as F
 from helpers.judge.distilled import likelihood as L
 from helpers.judge.distilled import rules as R
+from helpers.judge.distilled import stack as S
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 ARTIFACT = DATA_DIR / "judge.npz"
@@ -94,7 +95,11 @@ class DistilledJudge:
         """
         answers = [R.strip_pleas(a) for a in F.clean(answers)]
         dense = self.dense(questions, answers)
-        out = self.calibrate(self.raw(questions, answers, dense, ll))
+        raw = self.raw(questions, answers, dense, ll)
+        out = self.calibrate(raw)
+        if "stack_coef" in self.a and ll is not None:  # readers' coherence, where likelihood features exist
+            have = ~np.isnan(np.asarray(ll, float)).any(axis=1)
+            out["coherent"] = np.where(have, S.stacked_coherent(self.a, raw, np.asarray(ll, float), dense), out["coherent"])
         out["aligned"], out["coherent"] = np.clip(out["aligned"], 0, 100), np.clip(out["coherent"], 0, 100)
         if "det_coef" in self.a:  # a separate broken-text detector caps coherent where it fires
             out = B.cap(out, B.detector_prob(self.a, dense), float(self.a["det_threshold"]))
