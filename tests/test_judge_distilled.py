@@ -82,7 +82,7 @@ def test_committed_judge_reproduces_its_recorded_figures(reference, judge):
 
 def test_recorded_held_out_figures_are_consistent_with_their_per_file_rows(judge):
     lomo = json.loads((DATA_DIR / "lomo.json").read_text())
-    final = lomo["final"]
+    final = lomo["kit"]  # the committed recipe (issue 23); "final" is the text-only recipe before it
     assert final["options"] == judge.meta["options"]  # the figures were measured with the committed recipe
     files = pd.DataFrame(final["files"])
     assert len(files) == 25 and files["group"].nunique() == 8
@@ -136,7 +136,7 @@ def test_score_shapes_ranges_and_bad_input(judge):
     assert len(judge.score([], [])) == 0
     with pytest.raises(ValueError, match="one question per answer"):
         judge.score(["q"], ["a", "b"])
-    with pytest.raises(FileNotFoundError, match="helpers.judge_lab.fit"):
+    with pytest.raises(FileNotFoundError, match="helpers.judge_lab.kit_fit"):
         load_judge(DATA_DIR / "no-such-folder")
 
 
