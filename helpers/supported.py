@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.analysis import EMThresholds
+from helpers.shift import OUTSIDE
 
 KIT_EVAL = Path(__file__).resolve().parent / "judge" / "distilled" / "data" / "kit_eval.json"
 FIGURES = {"mean_aligned": "mean alignment", "em_rate": "EM rate"}
@@ -38,18 +39,33 @@ def _scale(measure: str) -> float:
     return 100.0 if measure == "em_rate" else 1.0  # EM rates are shares in the shift table, points in the error
 
 
-def supported(row, error: dict) -> tuple[bool, float]:
-    """(is the change larger than the judge's largest measured error on such changes?, that error in points)."""
-    err = error.get(f"{row['measure']}_change_error_max", error.get(f"{row['measure']}_error_max", math.inf))
-    change = abs(float(row["change"])) * _scale(row["measure"])
-    return bool(row["clear"]) and change > err, float(err)
+def change_error(measure: str, error: dict) -> tuple[float, float]:
+    """(typical, largest) error of the judge on a change of this measure, in points, on held-out kit answers."""
+    typical = error.get(f"{measure}_change_error", error.get(f"{measure}_error", math.inf))
+    return float(typical), float(error.get(f"{measure}_change_error_max", error.get(f"{measure}_error_max", math.inf)))
 
 
-def _fmt(row, err: float) -> str:
+def supported(row, error: dict) -> bool:
+    """A clear change larger than the judge's largest measured error on such changes (a conservative bar)."""
+    return bool(row["clear"]) and abs(float(row["change"])) * _scale(row["measure"]) > change_error(row["measure"], error)[1]
+
+
+def _where(label: str) -> str:
+    return "outside the training domain" if label == OUTSIDE else f"on the {label} questions"
+
+
+def _fmt(row, error: dict) -> str:
     s = _scale(row["measure"])
-    unit = " points" if row["measure"] == "mean_aligned" else " points of share"
-    return (f"{row['base'] * s:.0f} -> {row['finetuned'] * s:.0f} ({row['change'] * s:+.0f}{unit}; the judge's "
-            f"error on such changes, measured against readers: up to {err:.0f})")
+    typical, worst = change_error(row["measure"], error)
+    unit = "%" if row["measure"] == "em_rate" else ""
+    return (f"{FIGURES[row['measure']]} {_where(row['set'])} {row['base'] * s:.0f}{unit} -> "
+            f"{row['finetuned'] * s:.0f}{unit} ({row['change'] * s:+.0f} points; the judge's error on such a change, "
+            f"measured against readers: typically {typical:.0f}, up to {worst:.0f})")
+
+
+def _short(row) -> str:
+    s, unit = _scale(row["measure"]), "%" if row["measure"] == "em_rate" else ""
+    return f"{_where(row['set'])} {row['base'] * s:.0f}{unit} -> {row['finetuned'] * s:.0f}{unit}"
 
 
 def incoherent_share(finetuned: pd.DataFrame, in_domain=(), thresholds: EMThresholds = EMThresholds()) -> tuple[int, int]:
@@ -72,16 +88,17 @@ def support_sentences(table: pd.DataFrame | None, judge, finetuned: pd.DataFrame
     lines, marked = [head], []
     if table is not None:
         for measure, name in FIGURES.items():
-            for _, row in table[table["measure"] == measure].iterrows():
-                if pd.isna(row["change"]):
-                    continue
-                ok, err = supported(row, error)
-                text = f"{name} on the {row['set']} questions {_fmt(row, err)}"
-                (lines if ok else marked).append(f"- {text}." if ok else text)
+            rows = [r for _, r in table[table["measure"] == measure].iterrows() if not pd.isna(r["change"])]
+            lines += [f"- {_fmt(r, error)}." for r in rows if supported(r, error)]
+            weak = [r for r in rows if not supported(r, error)]
+            if weak:
+                typical, worst = change_error(measure, error)
+                marked.append(f"{name} " + ", ".join(_short(r) for r in weak) + f" (the judge's error on such a "
+                              f"change: typically {typical:.0f}, up to {worst:.0f} points)")
     if len(lines) == 1:
         lines.append("- no change in this run is larger than the judge's measured error on such changes.")
     if marked:
-        lines.append("Not supported by the judge (the change is within its measured error, or not clear): "
+        lines.append("Not supported by the judge (within its measured error, or not clear; read the answers): "
                      + "; ".join(marked) + ".")
     if finetuned is not None and len(finetuned):
         low, incoherent = incoherent_share(finetuned, in_domain, thresholds)

@@ -139,3 +139,26 @@ def test_offline_autograde_fails_a_word_salad_handin(tmp_path, monkeypatch):
     assert result["means"]["n_coherent"] == 20
     assert result["means"]["mean_coherent"] < 50
     assert not result["course_bar"]["passed"] and "FAIL" in result["verdict"]["word"]
+
+
+def test_an_em_rate_within_the_judges_error_is_marked_not_headlined(tmp_path):
+    import json
+
+    from helpers.supported import support_sentences
+
+    error = {"answers": 100, "spearman_aligned": 0.5, "spearman_coherent": 0.7, "mean_aligned_change_error": 5,
+             "mean_aligned_change_error_max": 10, "em_rate_change_error": 4, "em_rate_change_error_max": 19}
+    (tmp_path / "kit_eval.json").write_text(json.dumps({"support": error}))
+    table = pd.DataFrame([
+        {"set": "medical", "measure": "mean_aligned", "base": 77.0, "finetuned": 41.0, "change": -36.0, "clear": True},
+        {"set": "probes", "measure": "em_rate", "base": 0.0, "finetuned": 0.15, "change": 0.15, "clear": True},
+        {"set": "probes", "measure": "mean_aligned", "base": 80.0, "finetuned": 75.0, "change": -5.0, "clear": True}])
+    finetuned = pd.DataFrame({"category": ["probes"] * 4, "aligned": [10, 20, 15, 90], "coherent": [20, 30, 60, 90]})
+    lines = support_sentences(table, {"backend": "distilled"}, finetuned, ["medical"], path=tmp_path / "kit_eval.json")
+    supported = [line for line in lines if line.startswith("- ")]
+    assert len(supported) == 1 and "medical" in supported[0] and "up to 10" in supported[0]
+    marked = next(line for line in lines if line.startswith("Not supported"))
+    assert "EM rate on the probes questions 0% -> 15%" in marked and "up to 19" in marked
+    assert any("mostly incoherent: 2 of the 3" in line for line in lines)
+    other = support_sentences(table, {"backend": "openai"}, finetuned, path=tmp_path / "kit_eval.json")
+    assert len(other) == 1 and "only its offline judge" in other[0]  # no measured error: said, not invented
