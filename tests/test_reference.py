@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from file_server import FileServer
 
-from helpers import reference
+from helpers.judge_lab import reference
 from helpers.judge_lab.reference import (ReferenceDownloadError, ReferenceHashError, ReferenceNotFoundError, fetch_reference,
                                reference_dir, sha256_of)
 
