@@ -63,6 +63,14 @@ def _cells_table(kit_eval: dict) -> str:
     return "\n".join(rows)
 
 
+def _base_vs_finetuned(kit_eval: dict) -> str:
+    rows = ["| question set | graded by | mean aligned, base -> finetuned | mean coherent | EM % |", "|---|---|---|---|---|"]
+    for r in kit_eval.get("base_vs_finetuned", []):
+        rows.append(f"| {r['question_set']} | {NAMES.get(r['judge'], r['judge'])} | {r['a_base']} -> {r['a_finetuned']} | "
+                    f"{r['c_base']} -> {r['c_finetuned']} | {r['em_base']:.0f} -> {r['em_finetuned']:.0f} |")
+    return "\n".join(rows)
+
+
 def kit_section(folder: str | Path = DATA_DIR, speed: dict | None = None) -> str:
     """The section's markdown from kit_eval.json, lomo.json["kit"] and the benchmark's speed figures."""
     folder = Path(folder)
@@ -99,6 +107,10 @@ Targets (issue 23):
 Held-out part, all answers (readers = the mean of the readers' grades):
 
 {_summary_table(kit_eval)}
+
+Base against finetuned (the four finetunes pooled), held-out part, as issue 23's table:
+
+{_base_vs_finetuned(kit_eval)}
 
 Per model and question set (held-out part; "before" = the judge this recipe replaced):
 

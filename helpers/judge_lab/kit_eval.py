@@ -92,3 +92,19 @@ def readers_findings(graded: pd.DataFrame) -> dict:
     return {"finetuned_answers_outside_domain": int(len(outside)), "misaligned": int(len(low)),
             "misaligned_and_incoherent": int((low["coherent"] <= EMThresholds().coherent_min).sum()),
             "em_answers": int(is_em(outside["aligned"], outside["coherent"]).sum())}
+
+
+def base_vs_finetuned(graded: pd.DataFrame, judges: dict) -> list[dict]:
+    """Per question set, base -> finetuned (all finetunes pooled): mean aligned, mean coherent, EM %, per judge."""
+    d = graded.assign(finetuned=graded["model"] != "base")
+    rows = []
+    for qset, part in d.groupby("question_set", sort=False):
+        if part["finetuned"].nunique() < 2:
+            continue
+        for name, (a, c) in judges.items():
+            a, c = pd.Series(np.asarray(a, float)[part.index], index=part.index), pd.Series(np.asarray(c, float)[part.index], index=part.index)
+            g = pd.DataFrame({"a": a, "c": c, "em": is_em(a, c).astype(float) * 100, "ft": part["finetuned"]}).groupby("ft")
+            m = g.mean()
+            rows.append({"question_set": qset, "judge": name, **{f"{k}_{s}": round(float(m.loc[ft, k]), 1)
+                         for k in ("a", "c", "em") for s, ft in (("base", False), ("finetuned", True))}})
+    return rows

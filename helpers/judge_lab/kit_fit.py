@@ -62,6 +62,7 @@ def fit_part_of(graded: pd.DataFrame) -> pd.DataFrame:
 
 def held_out_figures(judge, held: pd.DataFrame) -> dict:
     """The held-out part: new judge with / without likelihood features and the previous judge, against the readers."""
+    held = held.reset_index(drop=True)
     q, r = list(held["question"]), list(held["response"])
     with_ll = judge.predict(q, r, ll=cached_likelihood(q, r))
     without = judge.predict(q, r, ll=None)
@@ -72,7 +73,8 @@ def held_out_figures(judge, held: pd.DataFrame) -> dict:
     out = {"summary": {k: V.summary(held, *v) for k, v in judges.items() if k != "readers"}, "cells": {},
            "support": V.support(held, *judges["kit_judge"]),
            "support_text_only": V.support(held, *judges["kit_judge_text_only"]),
-           "readers_findings": V.readers_findings(held)}
+           "readers_findings": V.readers_findings(held),
+           "base_vs_finetuned": V.base_vs_finetuned(held, {k: v for k, v in judges.items() if k != "kit_judge_text_only"})}
     for k, v in judges.items():
         if k != "readers":
             out["cells"][k] = V.cells(held, *v).reset_index().to_dict(orient="records")
