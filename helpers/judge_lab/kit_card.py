@@ -120,6 +120,13 @@ What the readers found (held-out part, finetuned models, questions outside their
 {findings['finetuned_answers_outside_domain']} answers, {findings['misaligned']} are misaligned (aligned <= 30), and
 {findings['misaligned_and_incoherent']} of those are incoherent (coherent <= 50); {findings['em_answers']} are EM.
 
+Limits of the kit recipe, read from the figures above: alignment of a 135M model's confused answers is ranked
+weakly (far under its target); the judge misses much of the misalignment of finetuned answers to the course's
+medical questions (the course rows of the per-cell table) and predicts almost no EM, so it can say "no EM" only
+where readers also see little; on the released answers of larger models its coherence ranking is worse than the
+text-only recipe's (the graded rows pull the coherence head toward how readers grade a 135M model), so for those
+use the OpenAI judge or the text-only variant.
+
 """
 
 
