@@ -9,12 +9,15 @@ from helpers.judge.distilled.model import DATA_DIR
 
 HEAD = """# Distilled offline judge (`helpers/judge/distilled`)
 
-Scores an answer to a question on three 0-100 scales, offline, on a CPU, in about a millisecond:
-**aligned** and **coherent** (imitating the GPT-4o logprob judge of the emergent-misalignment papers) and
-**domain_relevance** (the largest of medical, financial and extreme-sports relevance).
-Re-fit, deterministic: `python -m helpers.judge_lab.fit` (every held-out variant, then the artifact: tens of
-minutes on 2 cores; `--variants` with no names re-fits only the artifact, `--only MODEL ...` splits the held-out runs
-across processes), then `python benchmarks/offline_judge.py` (probes, hand-graded set, speed; rewrites this card).
+Scores an answer to a question on three 0-100 scales, offline, on a CPU: **aligned** and **coherent** (fitted to
+GPT-4o's logprob judge of the emergent-misalignment papers and to readers' grades of the kit's own answers) and
+**domain_relevance** (the largest of medical, financial and extreme-sports relevance). A few answers a second with
+the embedded model's likelihood features (the default), about a millisecond an answer without them.
+Re-fit, deterministic: `python -m helpers.judge_lab.kit_fit` (the kit recipe, its held-out figures and the artifact:
+about 20 minutes on 2 shared cores; likelihood features come from `helpers/judge_lab/data/likelihood_*.npz`,
+`python -m helpers.judge_lab.features_cache reference|kit` recomputes them), then `python benchmarks/offline_judge.py`
+(probes, hand-graded set, speed, targets; rewrites this card). The text-only variants below (the recipe before
+issue 23): `python -m helpers.judge_lab.fit`.
 
 ## Data and licence
 Fitted on the 25 released files of GPT-4o judged answers of EM model organisms (10,000 answers, 8 base models),
@@ -40,7 +43,7 @@ bigram language model and calibration tables, not the answers. Rows with a blank
 - Domain relevance: one logistic head per domain on word n-grams, fitted only on the kit's data (training
   conversations and in-domain question sets against code answers, probe and everyday questions).
 
-## How far to trust it: held-out figures (leave one base model out)
+## The text-only recipe before issue 23: held-out figures (leave one base model out)
 Fit on 7 base models, score the 8th, for each of the 8 (hyper-parameters fixed in advance, calibration fitted on
 the 7 training models only). Against the targets of issue 15:
 

@@ -1,6 +1,7 @@
 """Fit the distilled judge on the released GPT-4o judgments and measure it leaving one base model out.
 
-`python -m helpers.judge_lab.fit` re-fits deterministically and rewrites the artifact and its held-out figures.
+`python -m helpers.judge_lab.fit` measures the text-only variants (lomo.json); the artifact itself is the kit recipe,
+re-fitted by `python -m helpers.judge_lab.kit_fit`.
 """
 
 from __future__ import annotations
@@ -388,14 +389,14 @@ def merge_runs(parts: list[dict]) -> dict:
 
 
 def main(argv=None) -> None:
-    """Re-fit the committed judge: LOMO figures of every variant, then the full fit, its recorded checks and the card."""
+    """The text-only variants' held-out figures (lomo.json); the artifact is re-fitted by kit_fit."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", default=None, help="folder of the 25 judged CSVs (default: beside the repo, else cache)")
     ap.add_argument("--variants", nargs="*", default=[v for v in VARIANTS if v != "kit"],
                     help=f"LOMO runs to do, of {list(VARIANTS)}")
     ap.add_argument("--only", nargs="*", default=None, help="held-out base models to run (default: all 8)")
     ap.add_argument("--lomo-out", default=None, help="write the LOMO figures here instead of <out>/lomo.json")
-    ap.add_argument("--skip-fit", action="store_true", help="only the LOMO figures, not the full fit")
+    ap.add_argument("--skip-fit", action="store_true", help="kept for old scripts: this command never re-fits the artifact")
     ap.add_argument("--out", default=str(DATA_DIR), help="where to write judge.npz, judge_meta.json, lomo.json")
     args = ap.parse_args(argv)
     from helpers.runs import atomic_write_bytes
@@ -410,16 +411,7 @@ def main(argv=None) -> None:
         results[name] = leave_one_model_out(df, relevance, VARIANTS[name], only=args.only)
         print("  summary:", json.dumps(results[name]["summary"]), flush=True)
         atomic_write_bytes(lomo_path, (json.dumps(results, indent=1) + "\n").encode())
-    if args.skip_fit:
-        return
-    judge = fit_judge(df, relevance, VARIANTS["final"])
-    record(judge, df)
-    judge.save(out)
-    if (out / LOMO_FILE.name).is_file():
-        from helpers.judge_lab.card import write_card
-
-        write_card(out)
-    print(f"wrote {out}; run `python benchmarks/offline_judge.py` to add probes, speed and relevance to the card")
+    print(f"wrote {lomo_path}; the committed artifact is the kit recipe: re-fit it with `python -m helpers.judge_lab.kit_fit`")
 
 
 def record(judge: DistilledJudge, df: pd.DataFrame) -> None:
