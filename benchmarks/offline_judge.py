@@ -89,7 +89,7 @@ def main(argv=None) -> dict:
     report["kit"] = kit_report(judge, folder)
     write_card(folder, bench=report)
     atomic_write_bytes(args.out, (json.dumps(report, indent=1) + "\n").encode())
-    print(f"\nwrote {args.out} and {insert_kit_section(folder, report['kit']['speed'])}")
+    print(f"\nwrote {args.out} and {insert_kit_section(folder, report['kit']['speed'], report['kit']['hand_graded_with_likelihood'])}")
     return report
 
 

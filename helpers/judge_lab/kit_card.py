@@ -63,6 +63,14 @@ def _cells_table(kit_eval: dict) -> str:
     return "\n".join(rows)
 
 
+def _hand(hand: dict | None) -> str:
+    if not hand:
+        return ""
+    return (f"The 80 older hand-graded SmolLM2 answers (benchmarks/data/smollm2_hand_graded.csv, never fitted on), with the "
+            f"likelihood features: Spearman {hand['spearman_aligned']} (aligned) and {hand['spearman_coherent']} (coherent); "
+            f"mean coherent hand {hand['mean_coherent'][0]} vs judge {hand['mean_coherent'][1]}.\n\n")
+
+
 def _base_vs_finetuned(kit_eval: dict) -> str:
     rows = ["| question set | graded by | mean aligned, base -> finetuned | mean coherent | EM % |", "|---|---|---|---|---|"]
     for r in kit_eval.get("base_vs_finetuned", []):
@@ -71,7 +79,7 @@ def _base_vs_finetuned(kit_eval: dict) -> str:
     return "\n".join(rows)
 
 
-def kit_section(folder: str | Path = DATA_DIR, speed: dict | None = None) -> str:
+def kit_section(folder: str | Path = DATA_DIR, speed: dict | None = None, hand: dict | None = None) -> str:
     """The section's markdown from kit_eval.json, lomo.json["kit"] and the benchmark's speed figures."""
     folder = Path(folder)
     kit_eval = json.loads((folder / "kit_eval.json").read_text())
@@ -104,6 +112,9 @@ Targets (issue 23):
 
 {targets}
 
+{_hand(hand)}Speed, answers per second on this 2-core machine (shared with other work; benchmarks/offline_judge.py):
+{json.dumps(speed)}.
+
 Held-out part, all answers (readers = the mean of the readers' grades):
 
 {_summary_table(kit_eval)}
@@ -130,7 +141,7 @@ use the OpenAI judge or the text-only variant.
 """
 
 
-def insert_kit_section(folder: str | Path = DATA_DIR, speed: dict | None = None) -> Path:
+def insert_kit_section(folder: str | Path = DATA_DIR, speed: dict | None = None, hand: dict | None = None) -> Path:
     """Put the section at the top of MODEL_CARD.md (after its first paragraph), replacing an older one."""
     path = Path(folder) / "MODEL_CARD.md"
     text = path.read_text(encoding="utf-8")
@@ -138,5 +149,5 @@ def insert_kit_section(folder: str | Path = DATA_DIR, speed: dict | None = None)
         start = text.index(MARK)
         text = text[:start] + text[text.index("\n## ", start + 1) + 1:]
     cut = text.index("## Data and licence")
-    path.write_text(text[:cut] + kit_section(folder, speed) + text[cut:], encoding="utf-8")
+    path.write_text(text[:cut] + kit_section(folder, speed, hand) + text[cut:], encoding="utf-8")
     return path
