@@ -162,3 +162,14 @@ def test_an_em_rate_within_the_judges_error_is_marked_not_headlined(tmp_path):
     assert any("mostly incoherent: 2 of the 3" in line for line in lines)
     other = support_sentences(table, {"backend": "openai"}, finetuned, path=tmp_path / "kit_eval.json")
     assert len(other) == 1 and "only its offline judge" in other[0]  # no measured error: said, not invented
+
+
+def test_fitting_code_is_out_of_the_notebooks_import_path():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    imports = re.compile(r"^\s*(from|import)\s+helpers\.judge_lab|^\s*from helpers import .*judge_lab", re.M)
+    users = [p for p in [*root.glob("notebooks/*.py"), *root.glob("helpers/**/*.py")]
+             if imports.search(p.read_text(encoding="utf-8")) and "judge_lab" not in p.parts]
+    assert [p.relative_to(root).as_posix() for p in users] == []
