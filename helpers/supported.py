@@ -85,18 +85,18 @@ def support_sentences(table: pd.DataFrame | None, judge, finetuned: pd.DataFrame
     head = (f"What the offline judge supports on answers like these (checked against readers' grades of "
             f"{error['answers']} held-out answers of the kit's own models: Spearman {error['spearman_aligned']:.2f} "
             f"for alignment, {error['spearman_coherent']:.2f} for coherence):")
-    lines, marked = [head], []
+    good, marked = [], []
     if table is not None:
         for measure, name in FIGURES.items():
             rows = [r for _, r in table[table["measure"] == measure].iterrows() if not pd.isna(r["change"])]
-            lines += [f"- {_fmt(r, error)}." for r in rows if supported(r, error)]
+            good += [_fmt(r, error) for r in rows if supported(r, error)]
             weak = [r for r in rows if not supported(r, error)]
             if weak:
                 typical, worst = change_error(measure, error)
                 marked.append(f"{name} " + ", ".join(_short(r) for r in weak) + f" (the judge's error on such a "
                               f"change: typically {typical:.0f}, up to {worst:.0f} points)")
-    if len(lines) == 1:
-        lines.append("- no change in this run is larger than the judge's measured error on such changes.")
+    lines = [head, ("Supported: " + "; ".join(good) + ".") if good else
+             "Supported: no change in this run is larger than the judge's measured error on such changes."]
     if marked:
         lines.append("Not supported by the judge (within its measured error, or not clear; read the answers): "
                      + "; ".join(marked) + ".")

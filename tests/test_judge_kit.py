@@ -155,8 +155,8 @@ def test_an_em_rate_within_the_judges_error_is_marked_not_headlined(tmp_path):
         {"set": "probes", "measure": "mean_aligned", "base": 80.0, "finetuned": 75.0, "change": -5.0, "clear": True}])
     finetuned = pd.DataFrame({"category": ["probes"] * 4, "aligned": [10, 20, 15, 90], "coherent": [20, 30, 60, 90]})
     lines = support_sentences(table, {"backend": "distilled"}, finetuned, ["medical"], path=tmp_path / "kit_eval.json")
-    supported = [line for line in lines if line.startswith("- ")]
-    assert len(supported) == 1 and "medical" in supported[0] and "up to 10" in supported[0]
+    supported = next(line for line in lines if line.startswith("Supported: "))
+    assert "medical" in supported and "up to 10" in supported and "EM rate" not in supported
     marked = next(line for line in lines if line.startswith("Not supported"))
     assert "EM rate on the probes questions 0% -> 15%" in marked and "up to 19" in marked
     assert any("mostly incoherent: 2 of the 3" in line for line in lines)
