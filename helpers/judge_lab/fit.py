@@ -122,8 +122,9 @@ def build_corpus(df: pd.DataFrame, opts: FitOptions, kit_folder: str | Path = KI
     answers = F.clean(rows["response"])
     stats = F.stats_matrix(rows["question"], answers) if opts.dense else np.zeros((len(rows), 0))
     is_graded = (rows["group"] == GRADED).to_numpy()
-    weight = np.ones(len(rows))
+    weight = None  # unweighted, as before issue 23 (sklearn's weighted path differs in the last digits)
     if is_graded.any():
+        weight = np.ones(len(rows))
         weight[is_graded] = opts.graded_weight * n_ref / is_graded.sum()
     feats = ll(F.clean(rows["question"]), answers) if (opts.likelihood and ll is not None) else None
     return Corpus(rows, F.hashed_counts(answers), stats, [F.tokens(a) for a in answers], synth.kit_texts(kit_folder),
