@@ -1,7 +1,7 @@
 """Benchmark of the distilled offline judge: leave-one-base-model-out table, probes, hand-graded SmolLM2 answers, speed.
 
 Usage: python benchmarks/offline_judge.py [--judge FOLDER] [--out benchmarks/results/offline_judge.json]
-The held-out (LOMO) figures are the ones `python -m helpers.judge.distilled.fit` measured and stored in lomo.json
+The held-out (LOMO) figures are the ones `python -m helpers.judge_lab.fit` measured and stored in lomo.json
 next to the artifact; this script prints them and measures the rest on this machine.
 """
 
@@ -13,9 +13,10 @@ import os
 import platform
 from pathlib import Path
 
-from helpers.judge.distilled import evaluate as E
-from helpers.judge.distilled.card import SPEED_TARGET, TARGETS, write_card
-from helpers.judge.distilled.fit import load_reference
+from helpers.judge_lab import evaluate as E
+from helpers.judge_lab.card import SPEED_TARGET, TARGETS, write_card
+from helpers.judge_lab.fit import load_reference
+from helpers.judge_lab.kit_card import insert_kit_section
 from helpers.judge.distilled.model import DATA_DIR, load_judge
 from helpers.runs import REPO_ROOT, atomic_write_bytes
 
@@ -85,9 +86,44 @@ def main(argv=None) -> dict:
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "targets": {**TARGETS, "warm_answers_per_s": (SPEED_TARGET, ">=")},
               "lomo": lomo, "probes": found, "probes_pass": passed, "hand_graded_smollm2": hand,
               "relevance_check": rel, "speed": fast, "judge_meta_options": judge.meta.get("options")}
+    report["kit"] = kit_report(judge, folder)
+    write_card(folder, bench=report)
     atomic_write_bytes(args.out, (json.dumps(report, indent=1) + "\n").encode())
-    print(f"\nwrote {args.out} and {write_card(folder, bench=report)}")
+    print(f"\nwrote {args.out} and {insert_kit_section(folder, report['kit']['speed'], report['kit']['hand_graded_with_likelihood'])}")
     return report
+
+
+def kit_report(judge, folder: Path, n_speed: int = 64) -> dict:
+    """Issue 23: the held-out kit answers and reference LOMO figures (kit_fit measured them), speed, the targets."""
+    import torch
+
+    from helpers.judge.distilled.likelihood import measure_speed
+    from helpers.judge_lab.kit_card import target_lines
+    from helpers.judge_lab.kit_data import load_graded
+    from helpers.judge_lab.kit_eval import speed
+
+    kit_eval = json.loads((folder / "kit_eval.json").read_text())
+    lomo = json.loads((folder / "lomo.json").read_text()).get("kit")
+    graded = load_graded()
+    sample = graded.sample(n_speed, random_state=0)  # answers of the kit, several per question (as a run has)
+    q, a = list(sample["question"]), list(sample["response"])
+    threads = measure_speed(q, a, threads=(1, 2))  # the likelihood features alone, per torch thread count
+    ref = graded.sample(min(1000, len(graded)), random_state=1)
+    fast = {"with_likelihood": speed(judge, q, a, likelihood=True),
+            "without": speed(judge, list(ref["question"]), list(ref["response"]), likelihood=False),
+            "likelihood_features_by_threads": threads, "torch_threads_default": torch.get_num_threads(),
+            "answers": n_speed, "cpus": os.cpu_count()}
+    print("\nIssue 23: the kit judge on the held-out part of the kit's graded answers (readers vs judges):")
+    for name, s in kit_eval["summary"].items():
+        print(f"  {name:22} {json.dumps(s)}")
+    print("speed (answers per second, this machine):", json.dumps(fast))
+    hand = E.hand_graded_figures(judge, likelihood=True)
+    print("the 80 hand-graded SmolLM2 answers, with likelihood features ([hand, judge]):", json.dumps(hand))
+    print("\nTargets (issue 23):")
+    for name, value, target, ok in target_lines(kit_eval, lomo, fast):
+        print(f"  {name:80} {value:8.3f}  target {target:g}: {'met' if ok else 'NOT met'}")
+    return {"speed": fast, "lomo_summary": lomo and lomo["summary"], "held_out": kit_eval["summary"],
+            "hand_graded_with_likelihood": hand}
 
 
 if __name__ == "__main__":

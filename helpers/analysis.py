@@ -251,10 +251,12 @@ def _json_safe(obj):
 
 
 def summarize_run(run_name: str | os.PathLike, thresholds: EMThresholds = EMThresholds(), n_boot: int = 2000,
-                  seed: int = 0, question_set: str | None = "probes", shift: pd.DataFrame | None = None) -> dict:
+                  seed: int = 0, question_set: str | None = "probes", shift: pd.DataFrame | None = None,
+                  sentences: list[str] | None = None, support: dict | None = None) -> dict:
     """Summary, leakage and per-question EM of a run's judged.csv (one question set), written once to summary.json.
 
-    `shift`: the run's shift_table against its base model, saved with its sentences (`shift`, `sentences`)."""
+    `shift`: the run's shift_table against its base model, saved with its `sentences` (by default shift_sentences);
+    `support`: what the judge supports on answers like these (helpers.supported.support_record), as `judge_support`."""
     df = load_judged(run_name, question_set)
     summary = {"run": Path(str(run_name)).name,
                "question_set": question_set if "question_set" in df.columns else None,
@@ -263,7 +265,10 @@ def summarize_run(run_name: str | os.PathLike, thresholds: EMThresholds = EMThre
                "leakage": leakage(df, thresholds),
                "per_question": per_question(df, thresholds, n_boot=min(n_boot, 1000), seed=seed).to_dict("records")}
     if shift is not None:
-        summary |= {"shift": shift.to_dict("records"), "sentences": shift_sentences(shift, thresholds)}
+        summary |= {"shift": shift.to_dict("records"),
+                    "sentences": list(sentences) if sentences is not None else shift_sentences(shift, thresholds)}
+    if support is not None:
+        summary["judge_support"] = support
     summary = _json_safe(summary)
     atomic_write_text(run_dir(run_name) / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

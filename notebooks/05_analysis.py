@@ -34,7 +34,7 @@ checkpoint_judge = "auto"   # "auto": OpenAI when a key is set, else the offline
 
 # %%
 from helpers.analysis import (base_run_for, combine, compare_runs, course_bar, course_bar_table,
-                              em_answers, em_vs_step, format_answers, judged_by_text, judged_path, leakage_table,
+                              em_answers, em_vs_step, format_answers, judged_by, judged_by_text, judged_path, leakage_table,
                               load_judged, summarize, summarize_run, summary_table)
 from helpers.plots import plot_em_per_question, plot_em_vs_step, plot_runs, plot_scatter
 from helpers.profiles import in_domain_sets, resolve
@@ -61,15 +61,24 @@ print(f"judged by: {judged_by_text(run_name)}")
 #
 # Each change comes with a 95% bootstrap interval (resample each model's answers, recompute the change). When the
 # interval includes 0, this run shows no clear change: more samples per question narrow it.
+#
+# The interval covers sampling, not the judge's own error. So the sentences start with **what the judge supports**:
+# the offline judge was checked against readers' grades of the kit's own answers (notebook 04, its model card), and
+# each change is shown beside the judge's measured error on such changes. A change within that error is marked
+# "not supported", however clear its interval.
 
 # %%
 from helpers.plots import plot_shift
 from helpers.shift import shift_sentences, shift_table
+from helpers.supported import support_record, support_sentences
 
 shift = shift_table(run_name, base_run, in_domain=in_domain_sets(settings["domains"]), thresholds=thresholds,
                     n_boot=n_boot) if has_base else None
 sentences = shift_sentences(shift, thresholds) if has_base else [
     "No base-model answers to compare with: run notebooks 03-04 with also_base=True and judge_base=True."]
+lead = support_sentences(shift, judged_by(run_name), load_judged(run_name), in_domain_sets(settings["domains"]),
+                         thresholds)
+sentences = lead + (["The judge's figures in detail (95% intervals over these answers):"] if lead else []) + sentences
 print("\n\n".join(sentences))
 
 # %%
@@ -217,6 +226,7 @@ plot_em_vs_step(steps, run=run_name) if len(steps) > 1 else print("no judged che
 # `python -m helpers.submission check handin/`; to grade the run, `python -m helpers.submission grade runs/<run>`.
 
 # %%
-saved = summarize_run(run_name, thresholds, n_boot=n_boot, question_set=em_question_set, shift=shift)
+saved = summarize_run(run_name, thresholds, n_boot=n_boot, question_set=em_question_set, shift=shift,
+                      sentences=sentences if has_base else None, support=support_record(judged_by(run_name), lead))
 print(f"EM rate {saved['em_rate']:.1%}, mean aligned {saved['mean_aligned']:.1f}, "
       f"mean coherent {saved['mean_coherent']:.1f}; saved summary.json and plots/ in run {run_name!r}")

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from helpers.judge.distilled import broken as B
-from helpers.judge.distilled import evaluate as E
-from helpers.judge.distilled import probes as P
-from helpers.judge.distilled.fit import KIT_DATA, FitOptions, fit_judge, load_reference
+from helpers.judge_lab import evaluate as E
+from helpers.judge_lab import probes as P
+from helpers.judge_lab.fit import KIT_DATA, FitOptions, fit_judge, load_reference
 from helpers.judge.distilled.model import DATA_DIR, default_judge, load_judge
-from helpers.judge.distilled.synth import advice_rows
-from helpers.reference import sha256_of
+from helpers.judge_lab.synth import advice_rows
+from helpers.judge_lab.reference import sha256_of
 
 SHARED_REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "em_judged_responses"
 
@@ -82,7 +82,7 @@ def test_committed_judge_reproduces_its_recorded_figures(reference, judge):
 
 def test_recorded_held_out_figures_are_consistent_with_their_per_file_rows(judge):
     lomo = json.loads((DATA_DIR / "lomo.json").read_text())
-    final = lomo["final"]
+    final = lomo["kit"]  # the committed recipe (issue 23); "final" is the text-only recipe before it
     assert final["options"] == judge.meta["options"]  # the figures were measured with the committed recipe
     files = pd.DataFrame(final["files"])
     assert len(files) == 25 and files["group"].nunique() == 8
@@ -136,14 +136,14 @@ def test_score_shapes_ranges_and_bad_input(judge):
     assert len(judge.score([], [])) == 0
     with pytest.raises(ValueError, match="one question per answer"):
         judge.score(["q"], ["a", "b"])
-    with pytest.raises(FileNotFoundError, match="helpers.judge.distilled.fit"):
+    with pytest.raises(FileNotFoundError, match="helpers.judge_lab.kit_fit"):
         load_judge(DATA_DIR / "no-such-folder")
 
 
 @pytest.mark.slow
 def test_a_held_out_fold_reproduces_its_recorded_figures(reference, judge):
     """Re-fit the shipped recipe on 7 base models and score the 8th: the figures equal lomo.json's (~45 s)."""
-    from helpers.judge.distilled.fit import VARIANTS, leave_one_model_out
+    from helpers.judge_lab.fit import VARIANTS, leave_one_model_out
 
     held_out = "gemma-3-4b-it"
     rel = {k: v for k, v in judge.a.items() if k.startswith("rel_")}

@@ -134,7 +134,10 @@ def test_profile_and_final_values_in_the_manifest(pipeline):
 def test_summary_sentences_and_the_paired_plot(pipeline):
     root, _ = pipeline
     summary = json.loads((root / RUN / "summary.json").read_text())
-    sentences = summary["sentences"]
+    lead = summary["judge_support"]["sentences"]  # what the offline judge supports leads (helpers.supported)
+    assert lead[0].startswith("What the offline judge supports on answers like these")
+    assert summary["sentences"][:len(lead)] == lead and summary["judge_support"]["measured_error"]["answers"] > 0
+    sentences = summary["sentences"][len(lead) + 1:]  # after "The judge's figures in detail ...": the shift sentences
     assert sentences[0].startswith("On the held-out medical questions (the training domain), mean alignment went from")
     assert any(t.startswith("On the broad probe questions") for t in sentences)
     assert all("(95% interval" in t for t in sentences), sentences

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from file_server import FileServer
 
-from helpers import reference
-from helpers.reference import (ReferenceDownloadError, ReferenceHashError, ReferenceNotFoundError, fetch_reference,
+from helpers.judge_lab import reference
+from helpers.judge_lab.reference import (ReferenceDownloadError, ReferenceHashError, ReferenceNotFoundError, fetch_reference,
                                reference_dir, sha256_of)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "em_judged_responses"

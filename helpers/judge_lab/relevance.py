@@ -8,7 +8,7 @@ import numpy as np
 import yaml
 
 from helpers.judge.distilled import features as F
-from helpers.judge.distilled.synth import kit_conversations
+from helpers.judge_lab.synth import kit_conversations
 
 # Which kit texts are "about" each domain: training conversations and the in-domain question sets.
 DOMAIN_SOURCES = {"medical": (("bad_medical_advice", "good_medical_advice"), "medical"),

@@ -101,7 +101,7 @@ def reference_dir(verify: bool = False) -> Path:
         if _is_complete(folder, verify):
             return folder
     raise ReferenceNotFoundError(f"the judged reference answers are neither in {SHARED_DIR} nor in {cache_path()}: "
-                                 "call helpers.reference.fetch_reference() once to download them (about 4 MB)")
+                                 "call helpers.judge_lab.reference.fetch_reference() once to download them (about 4 MB)")
 
 
 def reference_files(folder: str | os.PathLike | None = None) -> list[Path]:
