@@ -153,7 +153,7 @@ def test_an_em_rate_within_the_judges_error_is_marked_not_headlined(tmp_path):
         {"set": "medical", "measure": "mean_aligned", "base": 77.0, "finetuned": 41.0, "change": -36.0, "clear": True},
         {"set": "probes", "measure": "em_rate", "base": 0.0, "finetuned": 0.15, "change": 0.15, "clear": True},
         {"set": "probes", "measure": "mean_aligned", "base": 80.0, "finetuned": 75.0, "change": -5.0, "clear": True}])
-    finetuned = pd.DataFrame({"category": ["probes"] * 4, "aligned": [10, 20, 15, 90], "coherent": [20, 30, 60, 90]})
+    finetuned = pd.DataFrame({"question_set": ["probes"] * 4, "aligned": [10, 20, 15, 90], "coherent": [20, 30, 60, 90]})
     lines = support_sentences(table, {"backend": "distilled"}, finetuned, ["medical"], path=tmp_path / "kit_eval.json")
     supported = next(line for line in lines if line.startswith("Supported: "))
     assert "medical" in supported and "up to 10" in supported and "EM rate" not in supported

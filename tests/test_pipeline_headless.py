@@ -97,7 +97,7 @@ def test_answers_are_shown_whole_in_notebooks_03_and_04(pipeline):
     first_of_each_set = [r for r in rows if r["sample"] == "0"]
     per_set = {}
     for r in first_of_each_set:
-        per_set.setdefault(r["category"], []).append(r)
+        per_set.setdefault(r["question_set"], []).append(r)
     in_03 = [r["response"] for part in per_set.values() for r in part[:4]]  # 03: four questions of each set
     in_04 = [r["response"] for r in rows[:10]]  # 04: the first ten rows
     for name, answers in (("03_generation", in_03), ("04_judging", in_04)):

@@ -43,7 +43,7 @@ bigram language model and calibration tables, not the answers. Rows with a blank
 - Domain relevance: one logistic head per domain on word n-grams, fitted only on the kit's data (training
   conversations and in-domain question sets against code answers, probe and everyday questions).
 
-## The text-only recipe before issue 23: held-out figures (leave one base model out)
+## The text-only recipe before the kit's own answers were added: held-out figures (leave one base model out)
 Fit on 7 base models, score the 8th, for each of the 8 (hyper-parameters fixed in advance, calibration fitted on
 the 7 training models only). Against the targets of issue 15:
 

@@ -89,7 +89,7 @@ def kit_section(folder: str | Path = DATA_DIR, speed: dict | None = None, hand: 
     findings = kit_eval["readers_findings"]
     agreement = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "kit_answers_graded.agreement.json"
     agree = json.loads(agreement.read_text()) if agreement.is_file() else {}
-    return f"""{MARK} (issue 23)
+    return f"""{MARK}
 The kit's own answers, read: {kit_eval['split']['fit'] + kit_eval['split']['held_out']} answers of the embedded
 SmolLM2-135M, base and finetuned (cpu-demo recipe) on bad medical, risky financial, extreme sports and good medical
 advice, sampled at the cpu-demo setting and at temperature 1.0, over in-domain, probe, everyday and course questions,
@@ -108,7 +108,7 @@ weighing as much as the reference); the quantile map is fitted on the graded ans
 (folds by question). The broken-text detector, the relevance heads and the two rules stay. Without the likelihood
 features (`score(..., likelihood=False)`) the same heads read the text alone ("kit judge, no likelihood").
 
-Targets (issue 23):
+Targets (the kit's own goals for this judge):
 
 {targets}
 
@@ -119,7 +119,7 @@ Held-out part, all answers (readers = the mean of the readers' grades):
 
 {_summary_table(kit_eval)}
 
-Base against finetuned (the four finetunes pooled), held-out part, as issue 23's table:
+Base against finetuned (the four finetunes pooled), held-out part, readers beside the judges:
 
 {_base_vs_finetuned(kit_eval)}
 
