@@ -57,3 +57,23 @@ def make_adapter(model, run: str, base: str = "tiny-random-llama") -> Path:
     peft_model.save_pretrained(folder)
     (folder / "kit_base_model.txt").write_text(base + "\n")
     return folder
+
+
+def kill_judging_child(server, run: str, config: str, requests: int, settle: float = 0.0):
+    """Start `judge_run(run, JudgeConfig(base_url=..., <config>))` in a child process, SIGKILL it once the test server
+    has seen `requests` requests (or after 60 s), and return the dead child."""
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from helpers.judge import JudgeConfig, judge_run; "
+         f"judge_run({run!r}, JudgeConfig(base_url=sys.argv[1], {config}))", server.url],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while server.requests < requests and time.time() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    time.sleep(settle)
+    child.kill()
+    child.wait()
+    return child

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import kill_judging_child
 from openai_fake_server import FakeOpenAIServer
 from test_judge_openai import FAKE_KEY, billed_dollars, table, worst_usage, write_generations
 
@@ -82,15 +83,7 @@ def test_a_kill_in_flight_leaves_the_calls_counted(server):
     server.prompt_tokens = worst_usage
     server.block_after = 6  # the 7th-10th requests hang until the child is dead
     write_generations("killed", 10)
-    child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from helpers.judge import JudgeConfig, judge_run; judge_run('killed', "
-         "JudgeConfig(base_url=sys.argv[1], metrics=('aligned',), concurrency=4, progress=False))", server.url],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while server.requests < 10 and time.time() < deadline and child.poll() is None:
-        time.sleep(0.05)
-    child.kill()
-    child.wait()
+    kill_judging_child(server, "killed", "metrics=('aligned',), concurrency=4, progress=False", requests=10)
     server.block_after = None
     server.release()
     time.sleep(0.3)  # the four hung requests finish on the server, billed, with nobody to read them

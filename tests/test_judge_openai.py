@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import kill_judging_child
 from openai_fake_server import FakeOpenAIServer
 
 from helpers.judge import (JudgeBudgetError, JudgeConfig, estimate_cost, judge_run, judge_summary, judge_table,
@@ -210,16 +211,7 @@ def test_kill_and_resume_loses_nothing_and_repeats_no_answered_call(server, tmp_
     write_generations("resume", 10)  # 10 rows x 3 metrics = 30 unique prompts
     server.latency = 0.01
     server.block_after = 12  # the 13th-16th requests hang until the child is dead
-    child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from helpers.judge import JudgeConfig, judge_run; "
-         "judge_run('resume', JudgeConfig(base_url=sys.argv[1], concurrency=4, progress=False))", server.url],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while server.requests < 16 and time.time() < deadline and child.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.1)
-    child.kill()
-    child.wait()
+    child = kill_judging_child(server, "resume", "concurrency=4, progress=False", requests=16, settle=0.1)
     assert server.requests == 16 and server.answered == 12, child.stderr.read().decode()[-2000:]
     assert not (run_dir("resume") / "judged.csv").exists()
     server.block_after = None
