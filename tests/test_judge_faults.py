@@ -18,8 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import kill_judging_child
-from openai_fake_server import FakeOpenAIServer
-from test_judge_openai import FAKE_KEY, billed_dollars, table, worst_usage, write_generations
+from test_judge_openai import FAKE_KEY, billed_dollars, server, table, worst_usage, write_generations  # noqa: F401 (server: the fixture)
 
 from helpers.judge import JudgeBudgetError, JudgeConfig, estimate_cost, judge_run, judge_table, read_generations
 from helpers.judge.cache import JudgeCache
@@ -32,14 +31,6 @@ CHILD = ("import os, sys, time; from helpers.judge import JudgeConfig, judge_run
          "while not os.path.exists(sys.argv[2]): time.sleep(0.01)\n"
          "judge_run('shared', JudgeConfig(base_url=sys.argv[1], metrics=('aligned',), concurrency=8, "
          "max_dollars=float(sys.argv[3]), progress=False))")
-
-
-@pytest.fixture
-def server(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    with FakeOpenAIServer() as srv:
-        yield srv
 
 
 def cfg(url, **kw):
@@ -233,7 +224,8 @@ def test_a_long_answer_is_cut_for_the_judge_and_flagged(server, tmp_path):
     out = judge_table(df, cfg(server.url, cache_path=str(tmp_path / "c.sqlite")))
     assert out["cut_for_judge"].tolist() == [False, True] and out["aligned"].notna().all()
     assert max(len(p) for p in server.received_prompts) < 20_000 + 3_000
-    assert "cut for the judge: 10,000,000 characters in all" in server.received_prompts[1]
+    # the calls run concurrently, so the long answer's prompt may arrive first or second
+    assert sum("cut for the judge: 10,000,000 characters in all" in p for p in server.received_prompts) == 1
     offline = JudgeConfig(backend="distilled", progress=False)
     judge_table(df.head(1), offline)  # the judge is loaded once per process: time the judging only
     start = time.time()
