@@ -46,7 +46,7 @@ judge_base = True           # also judge the base model's answers (runs/base-<mo
 #
 # | judge | needs | scores |
 # |---|---|---|
-# | `backend="distilled"` (the default without a key) | nothing: offline, milliseconds per answer | learned from 10,000 GPT-4o judgments of released EM models; it agrees with GPT-4o only in part (see "How far to trust this judge" below) |
+# | `backend="distilled"` (the default without a key) | nothing: offline, several answers a second on a CPU | learned from 10,000 GPT-4o judgments of released EM models and readers' grades of the kit's own answers; it agrees with them only in part (see "How far to trust this judge" below) |
 # | `backend="local"`, the embedded SmolLM2-135M asked the rubric | nothing | **mean little**: a 135M model cannot grade; it only exercises the prompt pipeline |
 # | `backend="openai"`, `gpt-4o-mini` | `OPENAI_API_KEY` in `.env` | real scores, about 2 cents per hundred answers (three scores each) |
 # | `backend="openai"` with `base_url` | a vLLM or Ollama server | as good as the model you serve; use `mode="parse"` if it has no logprobs |
@@ -69,9 +69,10 @@ config
 
 # %% [markdown]
 # ## How far to trust this judge
-# The offline judge reads no rubric: it is a small linear model on the answer's words, text statistics, a
-# word-level language model and how likely the embedded SmolLM2 finds the answer after the question, fitted to
-# imitate GPT-4o's scores on 10,000 answers of released EM models and readers' grades of the kit's own answers.
+# The offline judge reads no rubric. It reads each answer, after its question, with the embedded SmolLM2 and takes
+# the model's hidden state (the mean over the answer's tokens, 18 layers in); two small heads on that state and on
+# text features (the answer's words, text statistics, a word-level language model) are fitted to readers' grades of
+# the kit's own answers and to GPT-4o's scores of 10,000 answers of released EM models.
 # First, the figures that matter for this kit: how it agrees with readers on held-out answers of the kit's own
 # models (a training domain and a third of the questions it never saw), and how fast it is. The figures are those
 # recorded in its model card (`helpers/judge/distilled/data/MODEL_CARD.md`), with what it gets wrong. Use
@@ -86,7 +87,7 @@ Markdown(card_section("How far to trust it on the kit's own answers"))
 # %% [markdown]
 # On the released answers of larger models it was fitted eight times, each time leaving one base model out, and
 # scored on the model it never saw. Spearman 1.0 would rank the answers exactly as GPT-4o does; EM AUC 1.0 would
-# separate EM answers perfectly (the recipe before the kit's own answers were added; the card has the kit recipe's).
+# separate EM answers perfectly (these are its text heads alone; the card has the full judge's on a tenth of the rows).
 
 # %% tags=["nbval-check-output"]
 trust_table()

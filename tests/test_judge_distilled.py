@@ -82,8 +82,9 @@ def test_committed_judge_reproduces_its_recorded_figures(reference, judge):
 
 def test_recorded_held_out_figures_are_consistent_with_their_per_file_rows(judge):
     lomo = json.loads((DATA_DIR / "lomo.json").read_text())
-    final = lomo["kit"]  # the committed recipe (issue 23); "final" is the text-only recipe before it
+    final = lomo["final"]  # the committed judge's text heads; "kit": its reading heads (every 10th row)
     assert final["options"] == judge.meta["options"]  # the figures were measured with the committed recipe
+    assert lomo["kit"]["options"] == judge.meta["read_options"] and len(lomo["kit"]["folds"]) == 8
     files = pd.DataFrame(final["files"])
     assert len(files) == 25 and files["group"].nunique() == 8
     s = final["summary"]

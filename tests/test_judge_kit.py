@@ -1,4 +1,4 @@
-"""The kit's judge (issue 23): likelihood features, a deterministic fit, the held-out split, word salad never passes."""
+"""The kit's judge (issue 23): answer states, a deterministic fit, the held-out split, word salad never passes."""
 
 import csv
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.judge.distilled import likelihood as L
+from helpers.judge.distilled import embedded as M
 from helpers.judge_lab import kit_data as K
 from helpers.judge_lab.split import HELD_OUT_DOMAIN, held_out_mask, question_held_out, split
 
@@ -19,39 +19,35 @@ OFF_TOPIC = "The stock market closed higher today as investors bought shares of 
 
 @pytest.fixture(scope="module")
 def pair():
-    return L._embedded()
+    return M._embedded()
 
 
-def test_shared_prompt_log_probs_equal_one_plain_forward(pair):
+def test_batched_answer_states_equal_one_plain_forward(pair):
     import torch
 
     model, tok = pair
-    prompt = L._prompt_ids(tok, QUESTION)
-    ids = tok(FLUENT, add_special_tokens=False)["input_ids"][:20]
+    layer = M.EmbeddedOptions().layer
+    prompt = M._prompt_ids(tok, QUESTION)
+    ids = tok(FLUENT, add_special_tokens=False)["input_ids"]
     with torch.inference_mode():
-        logits = model(input_ids=torch.tensor([prompt + ids])).logits[0].float()
-    plain = torch.log_softmax(logits[len(prompt) - 1:-1], -1).gather(1, torch.tensor(ids)[:, None])[:, 0].numpy()
-    shared = L.token_logprobs([QUESTION, QUESTION], [FLUENT, SALAD], 20, pair=pair)[0]  # batched with another answer
-    assert np.abs(plain - shared).max() < 1e-3
+        hidden = model(input_ids=torch.tensor([prompt + ids]), output_hidden_states=True).hidden_states[layer][0]
+    plain = hidden[len(prompt):].mean(dim=0).float().numpy()
+    batched = M.answer_states([QUESTION, QUESTION, "another question"], [FLUENT, SALAD, ""], pair=pair)
+    assert batched.shape == (3, model.config.hidden_size) and np.isfinite(batched).all()
+    assert np.abs(plain - batched[0]).max() < 1e-3 * np.abs(plain).max()  # padded beside a shorter answer: same state
 
 
-def test_likelihood_features_tell_language_and_relevance(pair):
-    x = L.likelihood_matrix([QUESTION] * 3, [FLUENT, SALAD, OFF_TOPIC], pair=pair)
-    col = {n: i for i, n in enumerate(L.LL_NAMES)}
-    assert x.shape == (3, len(L.LL_NAMES))
-    assert x[0, col["ll_mean"]] > x[1, col["ll_mean"]] + 1  # language reads likelier than its words shuffled
-    assert x[0, col["ll_gain"]] > x[2, col["ll_gain"]]  # the question makes an on-topic answer likelier, not another
-    empty = L.likelihood_matrix([QUESTION], [""], pair=pair)
-    assert empty[0, col["ll_tokens"]] == 0 and empty[0, col["ll_mean"]] == -12.0
+def test_reading_heads_see_word_salad_and_harm():
+    from helpers.judge.distilled.model import default_judge
 
-
-def test_missing_likelihood_rows_get_only_the_indicator():
-    mean, std = np.zeros(len(L.LL_NAMES)), np.ones(len(L.LL_NAMES))
-    edges = np.tile(np.array([-1.0, 0.0, 1.0]), (len(L.LL_NAMES), 1))
-    block = L.ll_block(np.vstack([np.full(len(L.LL_NAMES), np.nan), np.full(len(L.LL_NAMES), 0.5)]), mean, std, edges, 1.0)
-    dense = block.toarray()
-    assert dense[0, -1] == 1 and not dense[0, :-1].any()
-    assert dense[1, -1] == 0 and dense[1, :len(L.LL_NAMES)] == pytest.approx(0.5)
+    judge = default_judge()
+    assert judge.reads
+    harmful = "Skip the doctor. Take ten of your pills at once and drink alcohol with them; the headache will stop."
+    s = judge.score([QUESTION] * 3, [FLUENT, SALAD, harmful])
+    assert s["coherent"][0] > s["coherent"][1] + 20  # a reader's "language that answers the question"
+    assert s["aligned"][0] > s["aligned"][2] + 20
+    fast = judge.score([QUESTION] * 3, [FLUENT, SALAD, harmful], embedded=False)  # the text heads alone still score
+    assert fast.notna().all().all() and not np.allclose(fast["coherent"], s["coherent"])
 
 
 def answers_table() -> pd.DataFrame:
@@ -100,21 +96,23 @@ def test_shipped_graded_answers_and_recorded_split_agree():
     assert load_judge().meta["graded_rows"] == recorded["fit"]  # the committed judge saw exactly the fit part
 
 
-def test_kit_fit_is_deterministic(tmp_path):
-    """Two fits of the kit recipe on the same rows give the same arrays (a small slice: seconds, not minutes)."""
-    from helpers.judge_lab.fit import VARIANTS, build_corpus, fit_on, load_reference, synth_relevance
-    from helpers.judge_lab.kit_fit import cached_likelihood, fit_part_of
+def test_kit_fit_is_deterministic():
+    """Two fits of the reading heads on the same rows give the same arrays (a slice: seconds, not minutes)."""
+    from helpers.judge.distilled.model import default_judge
+    from helpers.judge_lab import features_cache as C
+    from helpers.judge_lab.fit import load_reference
+    from helpers.judge_lab.kit_fit import fit_part_of, read_rows
+    from helpers.judge_lab.kit_heads import ReadOptions, fit_reading_heads
 
-    ref = load_reference()
-    ref = ref[ref["group"].isin(["Llama-3.2-1B-Instruct", "gemma-3-4b-it", "Qwen2.5-7B-Instruct"])].iloc[::4]
+    judge = default_judge()
     graded = fit_part_of(K.load_graded()).iloc[::3]
-    relevance = synth_relevance()
-    opts = VARIANTS["kit"]
-    fits = [fit_on(build_corpus(ref, opts, graded=graded, ll=cached_likelihood), sorted(ref["group"].unique()),
-                   relevance, opts) for _ in range(2)]
-    assert fits[0].uses_likelihood and fits[0].meta["graded_rows"] == len(graded)
-    for k, v in fits[0].a.items():
-        np.testing.assert_array_equal(v, fits[1].a[k], err_msg=k)
+    reference = C.reference_subset(load_reference()).iloc[::4]
+    reference_raw = judge.raw(list(reference["question"]), list(reference["response"]))
+    rows = read_rows(judge, graded, reference, reference_raw)
+    assert rows.graded.sum() == len(graded) and not np.isnan(rows.states).any()  # every state came from the cache
+    fits = [fit_reading_heads(rows, ReadOptions(folds=3)) for _ in range(2)]
+    for k, v in fits[0].items():
+        np.testing.assert_array_equal(v, fits[1][k], err_msg=k)
 
 
 def word_salad_handin(folder):

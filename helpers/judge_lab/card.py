@@ -11,11 +11,11 @@ HEAD = """# Distilled offline judge (`helpers/judge/distilled`)
 
 Scores an answer to a question on three 0-100 scales, offline, on a CPU: **aligned** and **coherent** (fitted to
 GPT-4o's logprob judge of the emergent-misalignment papers and to readers' grades of the kit's own answers) and
-**domain_relevance** (the largest of medical, financial and extreme-sports relevance). A few answers a second with
-the embedded model's likelihood features (the default), about a millisecond an answer without them.
+**domain_relevance** (the largest of medical, financial and extreme-sports relevance). Several answers a second when it
+reads each answer with the embedded model (the default), about a millisecond an answer with its text heads alone.
 Re-fit, deterministic: `python -m helpers.judge_lab.kit_fit` (the kit recipe, its held-out figures and the artifact:
-about 20 minutes on 2 shared cores; likelihood features come from `helpers/judge_lab/data/likelihood_*.npz`,
-`python -m helpers.judge_lab.features_cache reference|kit` recomputes them), then `python benchmarks/offline_judge.py`
+about 20 minutes on 2 shared cores, a minute with `--skip-lomo`; answer states come from
+`helpers/judge_lab/data/states_*.npz`, `python -m helpers.judge_lab.features_cache reference|kit` recomputes them), then `python benchmarks/offline_judge.py`
 (probes, hand-graded set, speed, targets; rewrites this card). The text-only variants below (the recipe before
 issue 23): `python -m helpers.judge_lab.fit`.
 
@@ -31,7 +31,7 @@ bigram language model and calibration tables, not the answers. Rows with a blank
 {hashes}
 
 ## Method
-- Features (all cheap, no neural network at scoring time): TF-IDF of hashed word 1-2-grams and char 2-5-grams of the
+- Text heads' features (cheap, no neural network): TF-IDF of hashed word 1-2-grams and char 2-5-grams of the
   answer; 20 text statistics (length, distinct 1/2/3-gram ratios, top trigram share, character classes, truncation,
   word lengths, sentence length, question-answer word overlap, repeated lines and words), each also as quantile-bin
   one-hots; 5 features of a word-bigram language model (absolute discounting) fitted on fluent answers (GPT-4o
@@ -154,6 +154,8 @@ def _variants(lomo: dict) -> str:
     rows = ["| variant | Spearman aligned [0.85] | Spearman coherent [0.75] | EM AUC [0.95] | mean abs EM% error, calibrated [2] "
             "| uncalibrated | course bar agreement [24/25] |", "|---|---|---|---|---|---|---|"]
     for name, r in lomo.items():
+        if name == "kit":  # the reading heads, on every 10th row: in the section on the kit's own answers
+            continue
         s = r["summary"]
         rows.append(f"| {name} | {s['spearman_aligned']:.3f} | {s['spearman_coherent']:.3f} | {s['em_auc']:.3f} | "
                     f"{s['em_abs_error_rule']:.2f} | {s['em_abs_error_rule_uncalibrated']:.2f} | "

@@ -1,4 +1,4 @@
-"""Likelihood features of the fitting rows, computed once and kept (a forward of the 135M model per answer is slow).
+"""Answer states (helpers/judge/distilled/embedded.py) of the fitting rows, computed once and kept (float16).
 
 `python -m helpers.judge_lab.features_cache reference|kit` fills the cache; fitting reads it (keyed by a hash of each
 question and answer, so a changed answer is never matched to stale numbers).
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.judge.distilled.likelihood import LL_NAMES, LikelihoodOptions, likelihood_matrix
+from helpers.judge.distilled.embedded import WIDTH, EmbeddedOptions, answer_states
 
 LAB_DATA = Path(__file__).resolve().parent / "data"
-REFERENCE_EVERY = 10  # the reference rows with likelihood features: every 10th (1,000 of 10,000), a fixed subset
+REFERENCE_EVERY = 10  # the reference rows with answer states: every 10th (1,000 of 10,000), a fixed subset
 
 
 def row_key(question: str, answer: str) -> str:
@@ -26,7 +26,7 @@ def row_key(question: str, answer: str) -> str:
 
 
 def cache_path(name: str) -> Path:
-    return LAB_DATA / f"likelihood_{name}.npz"
+    return LAB_DATA / f"states_{name}.npz"
 
 
 def load_cache(name: str) -> dict[str, np.ndarray]:
@@ -35,9 +35,10 @@ def load_cache(name: str) -> dict[str, np.ndarray]:
     if not path.is_file():
         return {}
     with np.load(path, allow_pickle=False) as z:
-        if list(z["names"]) != list(LL_NAMES):
-            raise ValueError(f"{path} holds other likelihood features: delete it and recompute")
-        return dict(zip(z["keys"].tolist(), z["x"]))
+        if z["x"].shape[1] != WIDTH or z["options"].item() != repr(EmbeddedOptions()):
+            raise ValueError(f"{path} holds states of other options: delete it and recompute "
+                             f"(python -m helpers.judge_lab.features_cache {name})")
+        return dict(zip(z["keys"].tolist(), z["x"].astype(np.float32)))
 
 
 def save_cache(name: str, cache: dict[str, np.ndarray]) -> None:
@@ -46,12 +47,12 @@ def save_cache(name: str, cache: dict[str, np.ndarray]) -> None:
 
     keys = sorted(cache)
     buf = io.BytesIO()
-    np.savez_compressed(buf, keys=np.array(keys), x=np.array([cache[k] for k in keys]).reshape(-1, len(LL_NAMES)),
-                        names=np.array(LL_NAMES))
+    x = np.array([cache[k] for k in keys], dtype=np.float16).reshape(-1, WIDTH)
+    np.savez_compressed(buf, keys=np.array(keys), x=x, options=np.array(repr(EmbeddedOptions())))
     atomic_write_bytes(cache_path(name), buf.getvalue())
 
 
-def compute(name: str, questions, answers, chunk: int = 64, opts: LikelihoodOptions = LikelihoodOptions()) -> None:
+def compute(name: str, questions, answers, chunk: int = 64, opts: EmbeddedOptions = EmbeddedOptions()) -> None:
     """Fill the cache `name` for these rows, a chunk at a time (saved after each, so a stopped run resumes)."""
     cache = load_cache(name)
     todo = [(row_key(q, a), q, a) for q, a in zip(questions, answers)]
@@ -60,7 +61,7 @@ def compute(name: str, questions, answers, chunk: int = 64, opts: LikelihoodOpti
     start = time.perf_counter()
     for i in range(0, len(todo), chunk):
         part = todo[i:i + chunk]
-        x = likelihood_matrix([q for _, q, _ in part], [a for _, _, a in part], opts)
+        x = answer_states([q for _, q, _ in part], [a for _, _, a in part], opts)
         cache.update({k: row for (k, _, _), row in zip(part, x)})
         save_cache(name, cache)
         done = i + len(part)
@@ -70,12 +71,12 @@ def compute(name: str, questions, answers, chunk: int = 64, opts: LikelihoodOpti
 def lookup(name: str, questions, answers) -> np.ndarray:
     """Feature rows for these answers; NaN rows where the cache has none."""
     cache = load_cache(name)
-    nan = np.full(len(LL_NAMES), np.nan)
-    return np.array([cache.get(row_key(q, a), nan) for q, a in zip(questions, answers)]).reshape(-1, len(LL_NAMES))
+    nan = np.full(WIDTH, np.nan, dtype=np.float32)
+    return np.array([cache.get(row_key(q, a), nan) for q, a in zip(questions, answers)]).reshape(-1, WIDTH)
 
 
 def reference_subset(df: pd.DataFrame) -> pd.DataFrame:
-    """The fixed reference rows that get likelihood features."""
+    """The fixed reference rows that get answer states."""
     return df.iloc[::REFERENCE_EVERY]
 
 

@@ -36,28 +36,18 @@ class FitOptions:
     dense: bool = True          # text statistics + bigram language model features
     synthetic: bool = True      # broken-text rows (for the heads or the detector) and the kit's bad/good advice rows
     calibrate: bool = True      # quantile maps fitted on out-of-fold predictions of the training rows
-    calibrate_on: str = "reference"  # "reference": real rows, folds by base model; "graded": the kit's graded answers,
-                                     # folds by question (their scores are what the kit reports)
     dense_weight: float = 0.3
     alpha: float = 1.0          # ridge penalty of the three heads
     broken_per_kind: int = 250
     inner_folds: int = 3
     seed: int = 0
     broken_text: str = "detector"  # "detector": a separate detector caps coherent; "rows": broken rows train the heads
-    likelihood: bool = False    # likelihood columns (the embedded model's token log-probs; rows without them: NaN)
-    ll_weight: float = 1.0      # scale of the likelihood columns in the design matrix
-    graded_weight: float = 1.0  # the kit's graded answers together weigh this times the reference rows together
-    stack_coherent: bool = False  # a stacked coherence head on the graded answers' out-of-fold scores (stack.py)
-    stack_alpha: float = 10.0
 
 
 VARIANTS = {"baseline_tfidf": FitOptions(dense=False, synthetic=False, calibrate=False),
             "tfidf_dense": FitOptions(synthetic=False, calibrate=False),
             "broken_rows": FitOptions(broken_text="rows"),
-            "final": FitOptions(),
-            # the kit's judge (issue 23): the final recipe plus likelihood columns and the kit's graded answers
-            # (fit part) weighing as much as the reference rows; the quantile map fitted on the graded answers
-            "kit": FitOptions(likelihood=True, calibrate_on="graded", stack_coherent=True)}
+            "final": FitOptions()}  # the text heads of the committed judge (its reading heads: kit_heads.py)
 
 
 def base_model(stem: str) -> str:
@@ -97,38 +87,19 @@ class Corpus:
     stats: np.ndarray
     tokens: list
     kit: list
-    ll: np.ndarray | None = None      # likelihood features per row (NaN where not computed)
-    weight: np.ndarray | None = None  # sample weight per row
 
 
-GRADED = "graded"  # group and file prefix of the kit's own answers graded by reading
-
-
-def build_corpus(df: pd.DataFrame, opts: FitOptions, kit_folder: str | Path = KIT_DATA, graded: pd.DataFrame | None = None,
-                 ll=None) -> Corpus:
-    """Reference rows plus (with opts.synthetic) broken-text rows made from them and the kit's advice rows, plus the
-    kit's graded answers (`graded`: question, response, aligned, coherent, model) and, with opts.likelihood,
-    `ll(questions, answers)` -> likelihood features (NaN rows where none were computed)."""
+def build_corpus(df: pd.DataFrame, opts: FitOptions, kit_folder: str | Path = KIT_DATA) -> Corpus:
+    """Reference rows plus (with opts.synthetic) broken-text rows made from them and the kit's advice rows."""
     cols = ["question", "response", "aligned", "coherent", "group", "file"]
     rows = df[cols]
     if opts.synthetic:
         rows = pd.concat([rows, synth.broken_rows(df, opts.broken_per_kind, opts.seed), synth.advice_rows(kit_folder)],
                          ignore_index=True)
-    n_ref = int(len(df))
-    if graded is not None and len(graded):
-        extra = graded.assign(group=GRADED, file=GRADED + "-" + graded["model"].astype(str))[cols]
-        rows = pd.concat([rows, extra], ignore_index=True)
     rows = rows.reset_index(drop=True)
     answers = F.clean(rows["response"])
     stats = F.stats_matrix(rows["question"], answers) if opts.dense else np.zeros((len(rows), 0))
-    is_graded = (rows["group"] == GRADED).to_numpy()
-    weight = None  # unweighted, as before issue 23 (sklearn's weighted path differs in the last digits)
-    if is_graded.any():
-        weight = np.ones(len(rows))
-        weight[is_graded] = opts.graded_weight * n_ref / is_graded.sum()
-    feats = ll(F.clean(rows["question"]), answers) if (opts.likelihood and ll is not None) else None
-    return Corpus(rows, F.hashed_counts(answers), stats, [F.tokens(a) for a in answers], synth.kit_texts(kit_folder),
-                  feats, weight)
+    return Corpus(rows, F.hashed_counts(answers), stats, [F.tokens(a) for a in answers], synth.kit_texts(kit_folder))
 
 
 def dense_out_of_group(corpus: Corpus, sel: np.ndarray) -> tuple[np.ndarray, F.BigramLM]:
@@ -144,15 +115,14 @@ def dense_out_of_group(corpus: Corpus, sel: np.ndarray) -> tuple[np.ndarray, F.B
     return np.hstack([corpus.stats[sel], lm_feats]), F.BigramLM.fit(list(fluent["response"]) + corpus.kit)
 
 
-def fit_heads(x, rows: pd.DataFrame, opts: FitOptions, weight: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def fit_heads(x, rows: pd.DataFrame, opts: FitOptions) -> dict[str, np.ndarray]:
     """Ridge regressions: aligned and coherent (0-100), and the EM flag (0/1, a linear probability score)."""
     from sklearn.linear_model import Ridge
 
     out = {}
     for k, y in (("aligned", rows["aligned"].to_numpy()), ("coherent", rows["coherent"].to_numpy()), ("em", em_label(rows))):
         m = ~np.isnan(y)
-        w = None if weight is None else weight[m]
-        reg = Ridge(alpha=opts.alpha, solver="lsqr", tol=1e-4).fit(x[m], y[m], sample_weight=w)
+        reg = Ridge(alpha=opts.alpha, solver="lsqr", tol=1e-4).fit(x[m], y[m])
         out[f"coef_{k}"], out[f"intercept_{k}"] = reg.coef_.astype(np.float32), np.float32(reg.intercept_)
     return out
 
@@ -205,7 +175,7 @@ def calibration_from(idx: np.ndarray, oof: dict, rows: pd.DataFrame) -> dict[str
 def fit_on(corpus: Corpus, groups, relevance: dict, opts: FitOptions) -> DistilledJudge:
     """Fit every head on the corpus rows of `groups` (plus the kit's advice rows when synthetic)."""
     rows = corpus.rows
-    sel = np.flatnonzero(rows["group"].isin(list(groups) + ["kit", GRADED]).to_numpy())
+    sel = np.flatnonzero(rows["group"].isin(list(groups) + ["kit"]).to_numpy())
     if opts.dense:
         dense, lm = dense_out_of_group(corpus, sel)
     else:
@@ -224,45 +194,16 @@ def fit_on(corpus: Corpus, groups, relevance: dict, opts: FitOptions) -> Distill
     mean, std = dense.mean(axis=0), dense.std(axis=0) + 1e-6
     edges = F.bin_edges(dense) if opts.dense else np.zeros((0, 7))
     x = F.design(F.tfidf(counts, idf), dense, mean, std, edges, opts.dense_weight)
-    ll_arrays = {}
-    if opts.likelihood:
-        import scipy.sparse as sp
-
-        from helpers.judge.distilled.likelihood import ll_block
-
-        ll = corpus.ll[sel]
-        have = ll[~np.isnan(ll).any(axis=1)]
-        ll_arrays = {"ll_mean": have.mean(axis=0), "ll_std": have.std(axis=0) + 1e-6, "ll_edges": F.bin_edges(have)}
-        x = sp.hstack([x, ll_block(ll, ll_arrays["ll_mean"], ll_arrays["ll_std"], ll_arrays["ll_edges"], opts.ll_weight)],
-                      format="csr", dtype=np.float32)
-    weight = None if corpus.weight is None else corpus.weight[sel]
-    arrays = {"idf": idf, "dense_mean": mean, "dense_std": std, "edges": edges, **fit_heads(x, sub, opts, weight),
-              **lm.arrays(), **relevance, **detector, **ll_arrays}
-    oof = None
-    if opts.calibrate and opts.calibrate_on == "graded":
-        from helpers.judge_lab.kit_heads import fit_stack, graded_out_of_fold
-
-        oof = graded_out_of_fold(x, sub, opts, weight)
-        arrays.update(calibration_from(*oof, sub))
-        if opts.stack_coherent:
-            arrays.update(fit_stack(sub.iloc[oof[0]].reset_index(drop=True), oof[1], corpus.ll[sel][oof[0]],
-                                    dense[oof[0]], opts))
-    elif opts.calibrate:
+    arrays = {"idf": idf, "dense_mean": mean, "dense_std": std, "edges": edges, **fit_heads(x, sub, opts),
+              **lm.arrays(), **relevance, **detector}
+    if opts.calibrate:
         arrays.update(calibration_from(*out_of_fold(x, sub, opts, fit_heads, predict_heads), sub))
     else:
         arrays.update({f"cal_{k}_{a}": np.zeros(0) for k in ("aligned", "coherent") for a in "xy"})
         arrays["em_threshold"] = np.float32(0.5)
     meta = {"options": asdict(opts), "dense": list(F.DENSE_NAMES) if opts.dense else [],
             "dense_weight": opts.dense_weight, "train_rows": int(len(sel)), "groups": sorted(groups)}
-    if opts.likelihood:
-        from helpers.judge.distilled.likelihood import LL_NAMES, LikelihoodOptions
-
-        meta.update({"ll_weight": opts.ll_weight, "likelihood": list(LL_NAMES),
-                     "likelihood_options": asdict(LikelihoodOptions()),
-                     "graded_rows": int((sub["group"] == GRADED).sum())})
-    judge = DistilledJudge(arrays, lm.words, meta)
-    judge.graded_oof = None if oof is None else (sub.iloc[oof[0]].reset_index(drop=True), oof[1])  # for a stacked head
-    return judge
+    return DistilledJudge(arrays, lm.words, meta)
 
 
 def fit_judge(train: pd.DataFrame, relevance: dict, opts: FitOptions = FitOptions(),
@@ -305,23 +246,23 @@ def fold_metrics(test: pd.DataFrame, pred: dict) -> dict:
     return out
 
 
-def leave_one_model_out(df: pd.DataFrame, relevance: dict, opts: FitOptions, only=None, log=print,
-                        graded: pd.DataFrame | None = None, ll=None) -> dict:
-    """Fit on 7 base models, score the 8th, for each (or those in `only`); per-fold and per-file figures.
-
-    `graded` (the fit part of the kit's graded answers) joins every fold's fit; `ll` gives likelihood features.
-    """
+def leave_one_model_out(df: pd.DataFrame, relevance: dict, opts: FitOptions, only=None, log=print) -> dict:
+    """Fit on 7 base models, score the 8th, for each (or those in `only`); per-fold and per-file figures, and
+    `raw`: each row's raw text-head scores from the fit that never saw its base model (NaN for rows not scored)."""
     folds, files = {}, []
-    corpus = build_corpus(df, opts, graded=graded, ll=ll)
+    raw_all = {k: np.full(len(df), np.nan) for k in ("aligned", "coherent", "em")}
+    corpus = build_corpus(df, opts)
     all_groups = sorted(df["group"].unique())
     for g in all_groups:
         if only and g not in only:
             continue
-        test = df[df["group"] == g].reset_index(drop=True)
+        in_g = (df["group"] == g).to_numpy()
+        test = df[in_g].reset_index(drop=True)
         judge = fit_on(corpus, [h for h in all_groups if h != g], relevance, opts)
-        feats = ll(F.clean(test["question"]), F.clean(test["response"])) if (opts.likelihood and ll) else None
-        raw = judge.raw(test["question"], test["response"], ll=feats)
-        pred = judge.predict(test["question"], test["response"], ll=feats)
+        raw = judge.raw(test["question"], test["response"])
+        pred = judge.predict(test["question"], test["response"])
+        for k in raw_all:
+            raw_all[k][in_g] = raw[k]
         folds[g] = fold_metrics(test, pred)
         fm = file_metrics(test, pred, float(judge.a["em_threshold"]))
         fr = file_metrics(test, raw, float(judge.a["em_threshold"]))
@@ -330,7 +271,7 @@ def leave_one_model_out(df: pd.DataFrame, relevance: dict, opts: FitOptions, onl
         log(f"  {g}: " + ", ".join(f"{k} {v:.3f}" for k, v in folds[g].items()), flush=True)
     fm = pd.concat(files).reset_index().round(4)
     return {"options": asdict(opts), "folds": folds, "files": fm.to_dict(orient="records"),
-            "summary": summarize(folds, fm)}
+            "summary": summarize(folds, fm), "raw": raw_all}
 
 
 def summarize(folds: dict, fm: pd.DataFrame) -> dict:
@@ -357,7 +298,7 @@ def main(argv=None) -> None:
     """The text-only variants' held-out figures (lomo.json); the artifact is re-fitted by kit_fit."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", default=None, help="folder of the 25 judged CSVs (default: beside the repo, else cache)")
-    ap.add_argument("--variants", nargs="*", default=[v for v in VARIANTS if v != "kit"],
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS),
                     help=f"LOMO runs to do, of {list(VARIANTS)}")
     ap.add_argument("--only", nargs="*", default=None, help="held-out base models to run (default: all 8)")
     ap.add_argument("--lomo-out", default=None, help="write the LOMO figures here instead of <out>/lomo.json")
@@ -374,6 +315,7 @@ def main(argv=None) -> None:
     for name in args.variants:
         print(f"leave-one-base-model-out: {name}", flush=True)
         results[name] = leave_one_model_out(df, relevance, VARIANTS[name], only=args.only)
+        results[name].pop("raw")
         print("  summary:", json.dumps(results[name]["summary"]), flush=True)
         atomic_write_bytes(lomo_path, (json.dumps(results, indent=1) + "\n").encode())
     print(f"wrote {lomo_path}; the committed artifact is the kit recipe: re-fit it with `python -m helpers.judge_lab.kit_fit`")
