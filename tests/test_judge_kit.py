@@ -171,3 +171,19 @@ def test_fitting_code_is_out_of_the_notebooks_import_path():
     users = [p for p in [*root.glob("notebooks/*.py"), *root.glob("helpers/**/*.py")]
              if imports.search(p.read_text(encoding="utf-8")) and "judge_lab" not in p.parts]
     assert [p.relative_to(root).as_posix() for p in users] == []
+
+
+def test_answers_of_larger_models_get_the_text_heads():
+    from helpers.judge import JudgeConfig, judge_table
+    from helpers.judge.distilled.model import default_judge
+
+    answers = [FLUENT, SALAD]
+    ours = pd.DataFrame({"question": [QUESTION] * 2, "response": answers, "model": ["smollm2-135m"] * 2})
+    theirs = ours.assign(model="meta-llama/Llama-3.2-1B-Instruct")
+    config = JudgeConfig(backend="distilled")
+    read, text = judge_table(ours, config), judge_table(theirs, config)
+    expect_read = default_judge().score([QUESTION] * 2, answers)
+    expect_text = default_judge().score([QUESTION] * 2, answers, embedded=False)
+    assert read["coherent"].tolist() == pytest.approx(expect_read["coherent"].round(2).tolist(), abs=0.011)
+    assert text["coherent"].tolist() == pytest.approx(expect_text["coherent"].round(2).tolist(), abs=0.011)
+    assert read["coherent"].tolist() != text["coherent"].tolist()

@@ -226,16 +226,28 @@ class DistilledBackend:
                 "calls": 0, "input_tokens": 0, "output_tokens": 0, "dollars": 0.0, "max_dollars": config.max_dollars,
                 "price_note": "distilled judge on this machine: no calls, free"}
 
-    def judge(self, questions, answers, config, ledger: str | None) -> Judged:
-        """aligned, coherent, domain_relevance (0-100) per answer, in one batch."""
+    def judge(self, questions, answers, config, ledger: str | None, sources=None) -> Judged:
+        """aligned, coherent, domain_relevance (0-100) per answer, in one batch. The answers are read with the embedded
+        model (the reading heads, fitted to its answers) unless `sources` names another model that wrote them."""
         from helpers.judge.distilled import score
 
-        table = score(list(questions), list(answers))
+        embedded = reads_answers_of(sources)
+        table = score(list(questions), list(answers), embedded=embedded)
         scores = {m: [Score(round(float(v), 2), "", "", "distilled") for v in table[m]] for m in config.metrics}
         return Judged(scores, {"mode": "distilled", "unique_prompts": 0, "cache_hits": 0, "calls": 0,
                                "attempts": 0, "dollars": 0.0, "dollars_this_call": 0.0,
                                "max_dollars": config.max_dollars, "rubrics": "distilled",
+                               "heads": "reading (answers read by the embedded model)" if embedded else "text",
                                "model_card": "helpers/judge/distilled/data/MODEL_CARD.md"})
+
+
+def reads_answers_of(sources) -> bool:
+    """True when the distilled judge should read the answers with the embedded model: they were written by it (or
+    their writer is not recorded); answers of larger models get the text heads (MODEL_CARD.md says why)."""
+    from helpers.models import EMBEDDED_MODEL, _canonical
+
+    named = [str(s) for s in (sources or []) if s is not None and str(s).strip() and str(s) != "nan"]
+    return all(_canonical(s) == EMBEDDED_MODEL for s in named)
 
 
 class LocalBackend(PromptBackend):

@@ -115,9 +115,9 @@ class PromptBackend:
         cached, spent = read_cache(config, prompts, ledger)
         return estimate(config, self.base_url, mode, max_tokens_out(mode), len(keys), prompts, cached, spent)
 
-    def judge(self, questions, answers, config, ledger: str | None) -> Judged:
+    def judge(self, questions, answers, config, ledger: str | None, sources=None) -> Judged:
         """Score every (answer, metric) through the cache; new calls stay under the cap of `ledger` (None: this
-        call only)."""
+        call only). `sources` (the models that wrote the answers) does not change a prompted judgment."""
         mode = self.effective_mode(config.mode)
         if mode != config.mode:
             print(f"Note: judge {config.judge_model!r} has no single tokens for 0-100, so it judges in 'parse' mode.")

@@ -98,7 +98,8 @@ def _judge(df, config: JudgeConfig, ledger: str | None, retry: str = "judge_tabl
         log.info(warning)
     questions, answers, cut, empty = _for_judge(df, config)
     keep = [i for i, e in enumerate(empty) if not e]
-    judged = backend.judge([questions[i] for i in keep], [answers[i] for i in keep], config, ledger)
+    sources = [df["model"].iloc[i] for i in keep] if "model" in df.columns else None
+    judged = backend.judge([questions[i] for i in keep], [answers[i] for i in keep], config, ledger, sources)
     mode = judged.info["mode"]
     got = {m: [Score(None, EMPTY, "", mode)] * len(df) for m in config.metrics}
     for m in config.metrics:

@@ -143,7 +143,8 @@ the misalignment. They predict almost no EM, as readers find almost none, so a c
 answers is the largest error. On the released answers of larger models (every 10th reference row, leaving each base
 model out) the reading heads rank GPT-4o's coherence at {lomo and lomo['summary']['spearman_coherent']} where the text
 heads alone reach {(all_lomo.get('final') or {}).get('summary', {}).get('spearman_coherent', float('nan')):.3f}: for
-fluent answers of larger models use `score(..., embedded=False)` or the OpenAI judge.
+answers another model wrote the kit's judge runner uses the text heads alone (helpers/judge/backends.py,
+`reads_answers_of`); for numbers you report, use the OpenAI judge.
 
 """
 
