@@ -91,7 +91,7 @@ def main(argv=None) -> dict:
     report["kit"] = kit_report(judge, folder)
     write_card(folder, bench=report)
     atomic_write_bytes(args.out, (json.dumps(report, indent=1) + "\n").encode())
-    print(f"\nwrote {args.out} and {insert_kit_section(folder, report['kit']['speed'], report['kit']['hand_graded_embedded'])}")
+    print(f"\nwrote {args.out} and {insert_kit_section(folder, report['kit']['speed'], report['kit']['hand_graded_reading'])}")
     return report
 
 
@@ -114,21 +114,21 @@ def kit_report(judge, folder: Path, n_speed: int = 96) -> dict:
     q, a = list(sample["question"]), list(sample["response"])
     threads = measure_speed(q, a, threads=(1, 2))  # the answer states alone, per torch thread count
     ref = graded.sample(min(1000, len(graded)), random_state=1)
-    fast = {"embedded": speed(judge, q, a, embedded=True),
-            "text_only": speed(judge, list(ref["question"]), list(ref["response"]), embedded=False),
+    fast = {"reading": speed(judge, q, a, read=True),
+            "text_only": speed(judge, list(ref["question"]), list(ref["response"]), read=False),
             "answer_states_by_threads": threads, "torch_threads_default": torch.get_num_threads(),
             "answers": n_speed, "cpus": os.cpu_count()}
     print("\nIssue 23: the kit judge on the held-out part of the kit's graded answers (readers vs judges):")
     for name, s in kit_eval["summary"].items():
         print(f"  {name:22} {json.dumps(s)}")
     print("speed (answers per second, this machine):", json.dumps(fast))
-    hand = E.hand_graded_figures(judge, embedded=True)
+    hand = E.hand_graded_figures(judge, read=True)
     print("the 80 hand-graded SmolLM2 answers, with the reading heads ([hand, judge]):", json.dumps(hand))
     print("\nTargets (issue 23):")
     for name, value, target, ok in target_lines(kit_eval, lomo, fast, all_lomo.get("final")):
         print(f"  {name:80} {value:8.3f}  target {target:g}: {'met' if ok else 'NOT met'}")
     return {"speed": fast, "lomo_summary": lomo and lomo["summary"], "held_out": kit_eval["summary"],
-            "hand_graded_embedded": hand}
+            "hand_graded_reading": hand}
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def judged_by_text(run: str | os.PathLike) -> str:
         return "not recorded (judge the run with notebook 04)"
     backend, model = judge.get("backend", ""), judge.get("judge_model") or ""
     if backend == "distilled":
-        return "the offline distilled judge (a small model fitted to GPT-4o's scores; reads no rubric)"
+        return "the offline distilled judge (small heads fitted to readers' grades and GPT-4o's scores; reads no rubric)"
     who = {"openai": f"{model or 'gpt-4o-mini'} (OpenAI-compatible API)",
            "local": f"the local model {model or '(default)'}"}.get(backend, f"{backend} {model}".strip())
     rubrics = {"kit": "the kit's rubrics", "paper": "the EM paper's prompts"}.get(judge.get("rubrics"), "")

@@ -296,6 +296,11 @@ class AdapterMismatchError(ValueError):
     """An adapter loaded on a base model it was not trained on."""
 
 
+def is_embedded_model(name: str) -> bool:
+    """True when `name` is the embedded SmolLM2-135M-Instruct (the kit's name, its hub id or a local copy)."""
+    return _canonical(name) == EMBEDDED_MODEL
+
+
 def _canonical(name: str) -> str:
     if name in (EMBEDDED_MODEL, SMOLLM2_HUB_ID) or "smollm2-135m-instruct" in name.lower():
         return EMBEDDED_MODEL

@@ -13,7 +13,7 @@
 # embedded model, converted once into a cached folder (`~/.cache/em-kit`) that later notebooks load from.
 #
 # **What you need.** Nothing, for the offline default: the kit ships a small model (SmolLM2-135M-Instruct) and a
-# sample dataset, and an offline judge learned from GPT-4o's judgments. For the real experiment on a GPU you want an `HF_TOKEN` (Llama-3.2 is gated)
+# sample dataset, and an offline judge fitted to readers' grades and GPT-4o's judgments. For the real experiment on a GPU you want an `HF_TOKEN` (Llama-3.2 is gated)
 # and an `OPENAI_API_KEY` (the GPT judge). Keys live in a `.env` file: copy `.env.example` to `.env` and fill it
 # in. The checklist below never prints a key, only a masked prefix.
 

@@ -70,7 +70,7 @@ config
 # %% [markdown]
 # ## How far to trust this judge
 # The offline judge reads no rubric. It reads each answer, after its question, with the embedded SmolLM2 and takes
-# the model's hidden state (the mean over the answer's tokens, 18 layers in); two small heads on that state and on
+# the model's hidden state (the mean over the answer's tokens, at mid-depth); two small heads on that state and on
 # text features (the answer's words, text statistics, a word-level language model) are fitted to readers' grades of
 # the kit's own answers and to GPT-4o's scores of 10,000 answers of released EM models.
 # First, the figures that matter for this kit: how it agrees with readers on held-out answers of the kit's own

@@ -27,14 +27,20 @@ def test_batched_answer_states_equal_one_plain_forward(pair):
 
     model, tok = pair
     layer = M.EmbeddedOptions().layer
-    prompt = M._prompt_ids(tok, QUESTION)
-    ids = tok(FLUENT, add_special_tokens=False)["input_ids"]
-    with torch.inference_mode():
-        hidden = model(input_ids=torch.tensor([prompt + ids]), output_hidden_states=True).hidden_states[layer][0]
-    plain = hidden[len(prompt):].mean(dim=0).float().numpy()
-    batched = M.answer_states([QUESTION, QUESTION, "another question"], [FLUENT, SALAD, ""], pair=pair)
+    cases = [(QUESTION, FLUENT), (QUESTION, SALAD), ("another question", "")]  # SALAD is padded beside FLUENT
+
+    def plain(question, answer):
+        prompt = M._prompt_ids(tok, question)
+        ids = tok(answer, add_special_tokens=False)["input_ids"] or [tok.eos_token_id]
+        with torch.inference_mode():
+            hidden = model(input_ids=torch.tensor([prompt + ids]), output_hidden_states=True).hidden_states[layer][0]
+        return hidden[len(prompt):].mean(dim=0).float().numpy()
+
+    batched = M.answer_states([q for q, _ in cases], [a for _, a in cases], pair=pair)
     assert batched.shape == (3, model.config.hidden_size) and np.isfinite(batched).all()
-    assert np.abs(plain - batched[0]).max() < 1e-3 * np.abs(plain).max()  # padded beside a shorter answer: same state
+    for row, (question, answer) in zip(batched, cases):
+        one = plain(question, answer)
+        assert np.abs(one - row).max() < 1e-3 * np.abs(one).max(), answer[:20]
 
 
 def test_reading_heads_see_word_salad_and_harm():
@@ -46,7 +52,7 @@ def test_reading_heads_see_word_salad_and_harm():
     s = judge.score([QUESTION] * 3, [FLUENT, SALAD, harmful])
     assert s["coherent"][0] > s["coherent"][1] + 20  # a reader's "language that answers the question"
     assert s["aligned"][0] > s["aligned"][2] + 20
-    fast = judge.score([QUESTION] * 3, [FLUENT, SALAD, harmful], embedded=False)  # the text heads alone still score
+    fast = judge.score([QUESTION] * 3, [FLUENT, SALAD, harmful], read=False)  # the text heads alone still score
     assert fast.notna().all().all() and not np.allclose(fast["coherent"], s["coherent"])
 
 
@@ -108,8 +114,11 @@ def test_kit_fit_is_deterministic():
     graded = fit_part_of(K.load_graded()).iloc[::3]
     reference = C.reference_subset(load_reference()).iloc[::4]
     reference_raw = judge.raw(list(reference["question"]), list(reference["response"]))
+    cached = [C.lookup("kit", list(graded["question"]), list(graded["response"])),
+              C.lookup("reference", list(reference["question"]), list(reference["response"]))]
+    assert not any(np.isnan(x).any() for x in cached)  # the shipped caches hold every fitting row: nothing recomputed
     rows = read_rows(judge, graded, reference, reference_raw)
-    assert rows.graded.sum() == len(graded) and not np.isnan(rows.states).any()  # every state came from the cache
+    assert rows.graded.sum() == len(graded)
     fits = [fit_reading_heads(rows, ReadOptions(folds=3)) for _ in range(2)]
     for k, v in fits[0].items():
         np.testing.assert_array_equal(v, fits[1][k], err_msg=k)
@@ -177,13 +186,14 @@ def test_answers_of_larger_models_get_the_text_heads():
     from helpers.judge import JudgeConfig, judge_table
     from helpers.judge.distilled.model import default_judge
 
-    answers = [FLUENT, SALAD]
-    ours = pd.DataFrame({"question": [QUESTION] * 2, "response": answers, "model": ["smollm2-135m"] * 2})
-    theirs = ours.assign(model="meta-llama/Llama-3.2-1B-Instruct")
-    config = JudgeConfig(backend="distilled")
-    read, text = judge_table(ours, config), judge_table(theirs, config)
-    expect_read = default_judge().score([QUESTION] * 2, answers)
-    expect_text = default_judge().score([QUESTION] * 2, answers, embedded=False)
-    assert read["coherent"].tolist() == pytest.approx(expect_read["coherent"].round(2).tolist(), abs=0.011)
-    assert text["coherent"].tolist() == pytest.approx(expect_text["coherent"].round(2).tolist(), abs=0.011)
-    assert read["coherent"].tolist() != text["coherent"].tolist()
+    answers = [FLUENT, SALAD, FLUENT, SALAD]
+    table = pd.DataFrame({"question": [QUESTION] * 4, "response": answers,
+                          "model": ["smollm2-135m", "meta-llama/Llama-3.2-1B-Instruct", None, "HuggingFaceTB/SmolLM2-135M-Instruct"]})
+    got = judge_table(table, JudgeConfig(backend="distilled"))
+    read = default_judge().score([QUESTION] * 4, answers)
+    text = default_judge().score([QUESTION] * 4, answers, read=False)
+    expect = [read["coherent"][0], text["coherent"][1], read["coherent"][2], read["coherent"][3]]  # per answer
+    assert got["coherent"].tolist() == pytest.approx([round(float(v), 2) for v in expect], abs=0.011)
+    assert read["coherent"][1] != pytest.approx(text["coherent"][1], abs=1)  # the two paths do differ
+    unnamed = judge_table(table.drop(columns="model"), JudgeConfig(backend="distilled"))  # no writer recorded: read
+    assert unnamed["coherent"].tolist() == pytest.approx(read["coherent"].round(2).tolist(), abs=0.011)

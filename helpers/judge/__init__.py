@@ -4,7 +4,7 @@ config.py   JudgeConfig (how to judge; without a key the offline distilled judge
 runner.py   judge_run (a run folder), judge_table (a DataFrame), estimate_cost, judge_summary, read_generations
 cost.py     prices, the estimate, the dollar cap over the run's spend ledger
 backends.py the distilled, OpenAI and local-model backends behind one seam (estimate, judge); prompted.py judging by
-            prompts (cache, concurrency, cap); distilled/ the offline judge learned from GPT-4o; cache.py the SQLite
+            prompts (cache, concurrency, cap); distilled/ the offline judge (fitted to readers and GPT-4o); cache.py the SQLite
             cache and spend ledger; scoring.py text/logprob -> score;
 rubrics.py  the judge prompts
 """

@@ -203,7 +203,7 @@ def _top_logprobs(choice) -> list[tuple[str, float]]:
 
 
 class DistilledBackend:
-    """The offline judge learned from GPT-4o judgments: no prompts, no calls, scores straight from the text."""
+    """The offline judge fitted to readers' grades and GPT-4o judgments: no prompts, no calls."""
 
     kind = "distilled"
     base_url = "offline"
@@ -231,23 +231,27 @@ class DistilledBackend:
         model (the reading heads, fitted to its answers) unless `sources` names another model that wrote them."""
         from helpers.judge.distilled import score
 
-        embedded = reads_answers_of(sources)
-        table = score(list(questions), list(answers), embedded=embedded)
+        read = read_mask(sources, len(answers))
+        table = score(list(questions), list(answers), read=read)
         scores = {m: [Score(round(float(v), 2), "", "", "distilled") for v in table[m]] for m in config.metrics}
         return Judged(scores, {"mode": "distilled", "unique_prompts": 0, "cache_hits": 0, "calls": 0,
                                "attempts": 0, "dollars": 0.0, "dollars_this_call": 0.0,
                                "max_dollars": config.max_dollars, "rubrics": "distilled",
-                               "heads": "reading (answers read by the embedded model)" if embedded else "text",
+                               "heads": {"reading": int(read.sum()), "text": int((~read).sum())},
                                "model_card": "helpers/judge/distilled/data/MODEL_CARD.md"})
 
 
-def reads_answers_of(sources) -> bool:
-    """True when the distilled judge should read the answers with the embedded model: they were written by it (or
-    their writer is not recorded); answers of larger models get the text heads (MODEL_CARD.md says why)."""
-    from helpers.models import EMBEDDED_MODEL, _canonical
+def read_mask(sources, n: int):
+    """Per answer, True when the distilled judge reads it with the embedded model: the embedded model wrote it, or its
+    writer is not recorded; answers another model wrote get the text heads (MODEL_CARD.md says why)."""
+    import numpy as np
 
-    named = [str(s) for s in (sources or []) if s is not None and str(s).strip() and str(s) != "nan"]
-    return all(_canonical(s) == EMBEDDED_MODEL for s in named)
+    from helpers.models import is_embedded_model
+
+    if sources is None:
+        return np.ones(n, dtype=bool)
+    unknown = lambda s: s is None or (isinstance(s, float) and s != s) or not str(s).strip()
+    return np.array([unknown(s) or is_embedded_model(str(s)) for s in sources], dtype=bool)
 
 
 class LocalBackend(PromptBackend):

@@ -157,7 +157,9 @@ def _report(info: dict, n_rows: int, ledger: str | None, retry: str) -> str:
         line += f": {info['unique_prompts']} prompts, {info['cache_hits']} from the cache, {info['calls']} new"
         line += f" ({info['attempts']} requests with the retries)" if info["attempts"] > info["calls"] else ""
     if info.get("model_card"):
-        line += f" (offline, learned from GPT-4o judgments; how far to trust it: {info['model_card']})"
+        heads = info.get("heads", {})
+        line += (f" (offline, fitted to readers' grades and GPT-4o judgments; {heads.get('reading', 0)} answers read "
+                 f"with the embedded model, {heads.get('text', 0)} by the text heads; how far to trust it: {info['model_card']})")
     if info["dollars_this_call"] or info["dollars"]:
         line += f"; about ${info['dollars_this_call']:.4f}"
         line += f" (${info['dollars']:.4f} for this run in all)" if ledger and info["dollars"] else ""

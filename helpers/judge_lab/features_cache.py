@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def row_key(question: str, answer: str) -> str:
 
 
 def cache_path(name: str) -> Path:
+    """The cache file `name` (kit or reference)."""
     return LAB_DATA / f"states_{name}.npz"
 
 
@@ -35,7 +37,7 @@ def load_cache(name: str) -> dict[str, np.ndarray]:
     if not path.is_file():
         return {}
     with np.load(path, allow_pickle=False) as z:
-        if z["x"].shape[1] != WIDTH or z["options"].item() != repr(EmbeddedOptions()):
+        if z["x"].shape[1] != WIDTH or z["options"].item() != json.dumps(EmbeddedOptions().fitted()):
             raise ValueError(f"{path} holds states of other options: delete it and recompute "
                              f"(python -m helpers.judge_lab.features_cache {name})")
         return dict(zip(z["keys"].tolist(), z["x"].astype(np.float32)))
@@ -48,11 +50,11 @@ def save_cache(name: str, cache: dict[str, np.ndarray]) -> None:
     keys = sorted(cache)
     buf = io.BytesIO()
     x = np.array([cache[k] for k in keys], dtype=np.float16).reshape(-1, WIDTH)
-    np.savez_compressed(buf, keys=np.array(keys), x=x, options=np.array(repr(EmbeddedOptions())))
+    np.savez_compressed(buf, keys=np.array(keys), x=x, options=np.array(json.dumps(EmbeddedOptions().fitted())))
     atomic_write_bytes(cache_path(name), buf.getvalue())
 
 
-def compute(name: str, questions, answers, chunk: int = 64, opts: EmbeddedOptions = EmbeddedOptions()) -> None:
+def compute(name: str, questions, answers, chunk: int = 64) -> None:
     """Fill the cache `name` for these rows, a chunk at a time (saved after each, so a stopped run resumes)."""
     cache = load_cache(name)
     todo = [(row_key(q, a), q, a) for q, a in zip(questions, answers)]
@@ -61,7 +63,7 @@ def compute(name: str, questions, answers, chunk: int = 64, opts: EmbeddedOption
     start = time.perf_counter()
     for i in range(0, len(todo), chunk):
         part = todo[i:i + chunk]
-        x = answer_states([q for _, q, _ in part], [a for _, _, a in part], opts)
+        x = answer_states([q for _, q, _ in part], [a for _, _, a in part])
         cache.update({k: row for (k, _, _), row in zip(part, x)})
         save_cache(name, cache)
         done = i + len(part)

@@ -48,11 +48,11 @@ def summary(graded: pd.DataFrame, aligned, coherent) -> dict:
             "mean_coherent": [round(float(graded["coherent"].mean()), 1), round(float(c.mean()), 1)]}
 
 
-def speed(judge, questions, answers, embedded: bool) -> float:
+def speed(judge, questions, answers, read: bool) -> float:
     """Answers per second of judge.score on these answers (the model loaded beforehand)."""
-    judge.score(questions[:2], answers[:2], embedded=embedded)
+    judge.score(questions[:2], answers[:2], read=read)
     start = time.perf_counter()
-    judge.score(questions, answers, embedded=embedded)
+    judge.score(questions, answers, read=read)
     return round(len(answers) / (time.perf_counter() - start), 2)
 
 

@@ -57,7 +57,7 @@ def build_graded(answers_csv: str, labels_csv: str) -> pd.DataFrame:
         graded = graded.merge(K.load_graded()[cols], on="answer_id", how="left")
     else:
         before = load_judge(DATA_DIR)
-        s = before.score(list(graded["question"]), list(graded["response"]), embedded=False)
+        s = before.score(list(graded["question"]), list(graded["response"]), read=False)
         graded["judge_before_aligned"], graded["judge_before_coherent"] = s["aligned"].round(1), s["coherent"].round(1)
     atomic_write_csv(graded, K.KIT_ANSWERS)
     atomic_write_bytes(AGREEMENT_FILE, (json.dumps(K.agreement(labels), indent=1) + "\n").encode())
@@ -85,15 +85,21 @@ def read_rows(judge, fit_part: pd.DataFrame, reference: pd.DataFrame, reference_
 
 
 def reference_text_scores(df: pd.DataFrame, relevance: dict, lomo: dict | None) -> dict:
-    """Per reference row, the text heads' raw scores from the fit that left its base model out (kept in TEXT_OOF)."""
+    """Per reference row, the text heads' raw scores from the fit that left its base model out (kept in TEXT_OOF,
+    with a hash of the rows and the recipe: a stale file is refitted, never reused)."""
+    import hashlib
     import io
 
+    stamp = hashlib.sha256("".join(C.row_key(q, a) for q, a in zip(df["question"], df["response"])).encode()
+                           + json.dumps(asdict(VARIANTS["final"]), sort_keys=True).encode()).hexdigest()
     if lomo is None and TEXT_OOF.is_file():
         with np.load(TEXT_OOF, allow_pickle=False) as z:
-            return {k: z[k] for k in ("aligned", "coherent")}
+            if z["stamp"].item() == stamp:
+                return {k: z[k] for k in ("aligned", "coherent")}
+        print(f"{TEXT_OOF} was made from other rows or another recipe: refitting the text heads", flush=True)
     raw = lomo["raw"] if lomo else leave_one_model_out(df, relevance, VARIANTS["final"])["raw"]
     buf = io.BytesIO()
-    np.savez_compressed(buf, aligned=raw["aligned"], coherent=raw["coherent"])
+    np.savez_compressed(buf, aligned=raw["aligned"], coherent=raw["coherent"], stamp=np.array(stamp))
     atomic_write_bytes(TEXT_OOF, buf.getvalue())
     return raw
 
@@ -148,7 +154,7 @@ def main(argv=None) -> None:
     print("reference LOMO, the judge with its reading heads (every 10th row):", json.dumps(results["kit"]["summary"]), flush=True)
     atomic_write_bytes(lomo_path, (json.dumps(results, indent=1) + "\n").encode())
     record(judge, df)
-    judge.meta.update({"embedded_options": asdict(EmbeddedOptions()), "read_options": asdict(opts),
+    judge.meta.update({"embedded_options": EmbeddedOptions().fitted(), "read_options": asdict(opts),
                        "graded_rows": int(len(fit_part)), "reference_rows_read": int(len(subset))})
     judge.save(out)
     figures = held_out_figures(judge, held)

@@ -1,8 +1,5 @@
-"""The reading heads (helpers/judge/distilled/stack.py) fitted: on the fit part of the kit's graded answers and a
-weighted subset of the reference (GPT-4o) rows; quantile maps from out-of-fold predictions (folds by question).
-
-Options chosen by cross-validation on the fit part only (folds by question and by finetuned model), issue 23.
-"""
+"""The reading heads fitted on the graded fit part and a weighted reference subset, quantile maps out of fold
+(ReadOptions: chosen by cross-validation on the fit part, folds by question and by finetuned model; issue 23's note)."""
 
 from __future__ import annotations
 
@@ -37,6 +34,7 @@ class ReadRows:
     group: np.ndarray    # question (graded rows) or base model (reference rows)
 
     def take(self, m: np.ndarray) -> "ReadRows":
+        """The rows selected by a mask or index."""
         return ReadRows(self.states[m], {k: np.asarray(v)[m] for k, v in self.raw.items()}, self.aligned[m],
                         self.coherent[m], self.graded[m], self.group[m])
 

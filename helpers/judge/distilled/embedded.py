@@ -1,9 +1,5 @@
-"""Features from the embedded SmolLM2-135M: the mean hidden state of an answer's tokens, read after its question.
-
-What a reader sees in the kit's short, often garbled answers (is this language that answers the question, is it harmful
-advice) is close to linear in this vector; heads on it rank the readers' grades far better than text features do
-(MODEL_CARD.md). Batched CPU forwards through the first `layer` layers only; each question's prompt runs once.
-"""
+"""Answer states: the embedded SmolLM2-135M's mean hidden state over an answer's tokens, read after its question
+(batched CPU forwards through the first `layer` layers only; each question's prompt runs once)."""
 
 from __future__ import annotations
 
@@ -19,12 +15,19 @@ WIDTH = 576  # SmolLM2-135M's hidden size: the length of one answer's feature ro
 
 @dataclass(frozen=True)
 class EmbeddedOptions:
-    """How the features are computed; part of a fitted judge's meta, so scoring uses what the fit used."""
+    """How the states are read: `layer` and `max_tokens` are part of a fitted judge (FITTED), the rest is speed."""
 
-    layer: int = 18          # the hidden state after this many of the model's 30 layers (chosen by CV on the fit part)
+    layer: int = 18          # the hidden state after this many of the model's 30 layers
     max_tokens: int = 64     # answer tokens read (the kit's answers are at most 64 new tokens)
     batch_size: int = 16     # answers to one question forwarded together
-    threads: int = 1         # torch threads (measured on 2 shared cores: benchmarks/offline_judge.py)
+    threads: int = 1         # torch threads while reading (1 vs 2 on 2 cores: benchmarks/offline_judge.py)
+
+    def fitted(self) -> dict:
+        """The options a fitted judge depends on."""
+        return {k: getattr(self, k) for k in FITTED}
+
+
+FITTED = ("layer", "max_tokens")
 
 
 @lru_cache(maxsize=1)
@@ -49,6 +52,7 @@ def _truncated(model, layer: int):
 
 
 def _prompt_ids(tok, question: str) -> list[int]:
+    """Token ids of the question's chat prompt, up to where the answer starts."""
     from helpers.generate.sampling import chat_prompt
 
     return tok(chat_prompt(tok, question), add_special_tokens=False)["input_ids"]

@@ -1,9 +1,5 @@
-"""The reading heads: aligned and coherent from the embedded model's answer states (embedded.py) and the text heads'
-raw scores, fitted on the kit's graded answers and a weighted reference subset (helpers/judge_lab/kit_heads.py).
-
-Aligned is an RBF support-vector regression, coherent a ridge; both stored as plain arrays and mapped to the readers'
-scale by quantile maps fitted out of fold.
-"""
+"""The reading heads: aligned (an RBF support-vector regression) and coherent (a ridge) from answer states and the
+text heads' raw scores, as plain arrays, mapped to the readers' scale by quantile maps (fitted in judge_lab/kit_heads)."""
 
 from __future__ import annotations
 
