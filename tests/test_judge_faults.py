@@ -152,7 +152,7 @@ def test_calls_that_reach_no_server_cost_nothing_and_a_live_run_proceeds(server,
 def test_a_checkpoint_run_is_named_as_given_in_the_closing_lines(server, capsys, runs_tmp):
     run = str(runs_tmp / "r" / "checkpoint-2")  # a path run name: its folder's name alone is another run
     write_generations(run, 2)
-    judge_run(run, cfg(closed_port_url()))
+    judge_run(run, cfg(closed_port_url(), max_retries=0))  # no server: the retries' backoff only waited (13 s)
     text = capsys.readouterr().out
     assert f"Retry the unscored ones: rerun the judging cell of notebook 04 (run_name={run!r})" in text
     assert f"Wrote judged.csv (2 rows) in run {run!r}." in text and (Path(run) / "judged.csv").is_file()

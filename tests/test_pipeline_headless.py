@@ -174,18 +174,28 @@ def test_no_secret_in_any_output(pipeline):
             assert FAKE_KEY.encode() not in data and FAKE_HF.encode() not in data, path
 
 
-def test_nbval_reproduces_the_checked_cells(pipeline):
+def test_nbval_reproduces_the_checked_cells(pipeline, tmp_path):
     """nbval-lax re-runs the executed copies that carry checked cells (tag nbval-check-output, with their injected
-    parameters); those cells must reproduce their output."""
+    parameters) up to their last checked cell; those cells must reproduce their output. The cells after it are
+    tagged nbval-skip: nbval-lax compares none of their output, and re-running them (03's sampling, 04's judging)
+    took minutes of the suite; the pipeline run above ran them once."""
     import nbformat
 
     root, _ = pipeline
-    notebooks = [str(path) for path in (root / RUN / "notebooks" / f"{name}.ipynb" for name in PIPELINE)
-                 if any("nbval-check-output" in c.metadata.get("tags", []) for c in nbformat.read(path, 4).cells)]
+    notebooks = []
+    for name in PIPELINE:
+        nb = nbformat.read(root / RUN / "notebooks" / f"{name}.ipynb", 4)
+        checked = [i for i, c in enumerate(nb.cells) if "nbval-check-output" in c.metadata.get("tags", [])]
+        if not checked:
+            continue
+        for cell in nb.cells[checked[-1] + 1:]:
+            cell.metadata["tags"] = [*cell.metadata.get("tags", []), "nbval-skip"]
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+        notebooks.append(str(tmp_path / f"{name}.ipynb"))
     assert len(notebooks) == 3, notebooks  # 01, 03, 04
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--nbval-lax",
                           "--nbval-current-env", *notebooks],
                          capture_output=True, text=True, cwd=root / RUN / "notebooks",
                          env={**os.environ, "EM_RUNS_DIR": str(root)})
     assert out.returncode == 0, out.stdout[-4000:]
-    assert " passed" in out.stdout
+    assert re.search(r"\b[1-9]\d* passed", out.stdout), out.stdout[-4000:]
