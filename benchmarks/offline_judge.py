@@ -102,7 +102,6 @@ def kit_report(judge, folder: Path, n_speed: int = 96) -> dict:
     from helpers.judge.distilled.embedded import measure_speed
     from helpers.judge_lab.kit_card import target_lines
     from helpers.judge_lab.kit_data import load_graded
-    from helpers.judge_lab.kit_eval import speed
 
     kit_eval = json.loads((folder / "kit_eval.json").read_text())
     all_lomo = json.loads((folder / "lomo.json").read_text())
@@ -114,8 +113,8 @@ def kit_report(judge, folder: Path, n_speed: int = 96) -> dict:
     q, a = list(sample["question"]), list(sample["response"])
     threads = measure_speed(q, a, threads=(1, 2))  # the answer states alone, per torch thread count
     ref = graded.sample(min(1000, len(graded)), random_state=1)
-    fast = {"reading": speed(judge, q, a, read=True),
-            "text_only": speed(judge, list(ref["question"]), list(ref["response"]), read=False),
+    warm = lambda qs, rs, read: E.speed(lambda: judge, qs, rs, warm_repeats=1, read=read)["warm_answers_per_s"]
+    fast = {"reading": warm(q, a, True), "text_only": warm(list(ref["question"]), list(ref["response"]), False),
             "answer_states_by_threads": threads, "torch_threads_default": torch.get_num_threads(),
             "answers": n_speed, "cpus": os.cpu_count()}
     print("\nIssue 23: the kit judge on the held-out part of the kit's graded answers (readers vs judges):")

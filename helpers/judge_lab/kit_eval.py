@@ -1,8 +1,6 @@
-"""A judge's scores against the readers' grades of the kit's answers: ranks, EM share and course bar per cell, speed."""
+"""A judge's scores against the readers' grades of the kit's answers: ranks, EM share and course bar per cell."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pandas as pd
@@ -46,14 +44,6 @@ def summary(graded: pd.DataFrame, aligned, coherent) -> dict:
             "bar_agreement": f"{int((table['bar_readers'] == table['bar_judge']).sum())}/{len(table)}",
             "mean_aligned": [round(float(graded["aligned"].mean()), 1), round(float(a[m].mean()), 1)],
             "mean_coherent": [round(float(graded["coherent"].mean()), 1), round(float(c.mean()), 1)]}
-
-
-def speed(judge, questions, answers, read: bool) -> float:
-    """Answers per second of judge.score on these answers (the model loaded beforehand)."""
-    judge.score(questions[:2], answers[:2], read=read)
-    start = time.perf_counter()
-    judge.score(questions, answers, read=read)
-    return round(len(answers) / (time.perf_counter() - start), 2)
 
 
 def support(graded: pd.DataFrame, aligned, coherent) -> dict:

@@ -116,7 +116,6 @@ def held_out_figures(judge, held: pd.DataFrame) -> dict:
               "kit_judge_text_only": (text["aligned"], text["coherent"])}
     out = {"summary": {k: V.summary(held, *v) for k, v in judges.items() if k != "readers"}, "cells": {},
            "support": V.support(held, *judges["kit_judge"]),
-           "support_text_only": V.support(held, *judges["kit_judge_text_only"]),
            "readers_findings": V.readers_findings(held),
            "base_vs_finetuned": V.base_vs_finetuned(held, {k: v for k, v in judges.items() if k != "kit_judge_text_only"})}
     for k, v in judges.items():

@@ -54,10 +54,10 @@ class DistilledJudge:
         if not self.reads or not mask.any():
             return None
         opts = M.EmbeddedOptions(**self.meta.get("embedded_options", {}))
+        questions, answers = F.clean(questions), F.clean(answers)
         out = np.full((len(answers), M.WIDTH), np.nan, dtype=np.float32)
         pick = np.flatnonzero(mask)
-        out[pick] = M.answer_states([F.clean(questions)[i] for i in pick],
-                                    [R.strip_pleas(F.clean(answers)[i]) for i in pick], opts)
+        out[pick] = M.answer_states([questions[i] for i in pick], [R.strip_pleas(answers[i]) for i in pick], opts)
         return out
 
     def features(self, questions, answers, dense: np.ndarray | None = None):

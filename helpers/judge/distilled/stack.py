@@ -39,4 +39,3 @@ def read_scores(arrays: dict, states: np.ndarray, raw: dict) -> dict[str, np.nda
     """Aligned and coherent (0-100) from the reading heads, through their quantile maps."""
     out = read_raw(arrays, states, raw)
     return {k: np.clip(np.interp(v, arrays[f"cal_read_{k}_x"], arrays[f"cal_read_{k}_y"]), 0, 100) for k, v in out.items()}
-
